@@ -39,7 +39,7 @@ case $version in
 2.6)
 	hap=${HAPROXY:-}
 	[ -n "$hap" ] || hap=$(command -v haproxy 2>/dev/null) || hap=/usr/sbin/haproxy
-	[ -x "$hap" ] || skip_all "haproxy not installed (on Debian 12: apt-get install haproxy)"
+	[ -x "$hap" ] || skip_all "no haproxy at $hap (on Debian 12: apt-get install haproxy)"
 	origin="system package"
 	;;
 3.2|3.4)
