@@ -101,6 +101,14 @@ int  spool_wtxn_run(spool *sp, wtxn_fn *fn, void *ctx, wtxn *w, int flags);
 void spool_space_recheck(spool *sp);
 /* Bytes in LMDB's free list (pages freed by earlier transactions). */
 uint64_t spool_free_bytes(spool *sp);
+/* Pages in LMDB's free list as seen by txn. */
+uint64_t spool_free_pages(MDB_txn *txn);
+/* Allocates DIR/disk.reserve when there is room; returns 1 if held. */
+int  spool_reserve_create(spool *sp);
+/* Reads SPOOLCAP_CRASH_POINT / SPOOLCAP_CRASH_AFTER (at open). */
+int  spool_crash_setup(void);
+/* Is rc one of ours (SPOOL_E*) rather than an LMDB/errno code? */
+int  spool_is_code(int rc);
 
 /* Entry checks for write operations (RDONLY, broken, callback reentry)
  * and the read-txn helpers. */
@@ -149,6 +157,7 @@ int      spool_retention_on(const spool *sp);
 /* Reads the "state" words of meta into st (zero-extended); *words gets
  * the stored length. Returns 0 or an LMDB code. */
 int      spool_state_load(spool *sp, MDB_txn *txn, uint64_t *st, size_t *words);
+int      spool_state_store(spool *sp, MDB_txn *txn, const uint64_t *st, size_t words);
 /* First/last key of a DB (0 when empty). */
 int      spool_first_key(MDB_txn *txn, MDB_dbi dbi, uint64_t *k);
 int      spool_last_key(MDB_txn *txn, MDB_dbi dbi, uint64_t *k);

@@ -78,12 +78,19 @@ SPOOLCAP_SPOE_CONF=$top_srcdir/contrib/haproxy/capture.spoe.conf
 SPOOLCAP_AGENT=127.0.0.1:$(e2e freeport)
 SPOOLCAP_FRONTEND=127.0.0.1:$(e2e freeport)
 export SPOOLCAP_SPOE_CONF SPOOLCAP_AGENT SPOOLCAP_FRONTEND
-# Test-only additions live in a second file: HAProxy merges the globals.
+# Test-only additions live in another file, loaded first (HAProxy merges
+# the global sections; "log global" copies the loggers defined so far): a
+# stats socket, and a copy of the log in a ring read through that socket,
+# because HAProxy may drop lines written to stdout (see e2e.py ring).
 cat >"$work/test.cfg" <<EOF
 global
     stats socket $work/haproxy.sock mode 600 level admin
+    log ring@e2e format raw local0
+ring e2e
+    format raw
+    size 4194304
 EOF
-hap_cfg="-f $top_srcdir/contrib/haproxy/haproxy.cfg -f $work/test.cfg"
+hap_cfg="-f $work/test.cfg -f $top_srcdir/contrib/haproxy/haproxy.cfg"
 
 # 1: configuration check. 3.x complains about running as root without
 # chroot/user; that is the test environment, not the recipe.
@@ -145,6 +152,10 @@ else
 	sed 's/^/#   /' "$work/load.out"
 fi
 diag "traffic: $(since "$t0")"
+# Every transaction is logged once its response is sent; wait for the
+# lines (bounded), then copy the log ring before HAProxy stops.
+e2e ring "$work/haproxy.sock" e2e "$work/haproxy-ring.log" "$requests" 30 >"$work/ring.out" 2>&1
+diag "$(cat "$work/ring.out")"
 
 # ---- stop HAProxy first (soft stop: finishes its streams, flushes logs) ----
 t0=$(now_ms)
@@ -157,7 +168,7 @@ else
 fi
 
 # ---- log assertions (5 TAP lines) ----
-e2e check "$work/haproxy.log" "$work/spoolcapd.log" "$requests" $((tap_n + 1)) >"$work/check.tap"
+e2e check "$work/haproxy-ring.log" "$work/spoolcapd.log" "$requests" $((tap_n + 1)) >"$work/check.tap"
 cat "$work/check.tap"
 tap_n=$((tap_n + 5))
 tap_failed=$((tap_failed + $(grep -c '^not ok' "$work/check.tap")))

@@ -11,6 +11,8 @@
                                          connections; OUT gets one JSON line
                                          per request; exit 1 unless every
                                          request got the backend's 200
+    e2e.py ring SOCK NAME OUT N SECS     copy HAProxy's log ring NAME to OUT
+                                         once it holds N transaction lines
     e2e.py check HAPROXY_LOG AGENT_LOG N FIRST
                                          print TAP lines FIRST.. for the
                                          log assertions (see check())
@@ -47,11 +49,12 @@ def wait_port(hostport, secs):
     return 1
 
 
-def stats(sock):
+def cli(sock, command):
+    """One command on HAProxy's stats socket; returns the whole answer."""
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(5)
     s.connect(sock)
-    s.sendall(b"show stat\n")
+    s.sendall(command.encode() + b"\n")
     data = b""
     while True:
         d = s.recv(65536)
@@ -59,7 +62,11 @@ def stats(sock):
             break
         data += d
     s.close()
-    lines = data.decode(errors="replace").splitlines()
+    return data.decode(errors="replace")
+
+
+def stats(sock):
+    lines = cli(sock, "show stat").splitlines()
     if not lines or not lines[0].startswith("# "):
         return []
     names = lines[0][2:].split(",")
@@ -86,6 +93,31 @@ def wait_up(sock, backend, server, secs):
         time.sleep(0.1)
     print("%s/%s not UP after %s s: %s" % (backend, server, secs, last), file=sys.stderr)
     return 1
+
+
+def ring(sock, name, out, n, secs):
+    """Copy HAProxy's log ring NAME to OUT once it holds N transaction lines
+    (or SECS have passed: the check then reports what is missing).
+
+    The tests read the log from a ring, not from stdout: HAProxy drops a
+    line written to an fd (log stdout) when another thread holds that fd
+    for 200 spins ("we prefer to fail on collision than to block"), which
+    happens on a loaded machine. Ring writes are not dropped while the ring
+    has room."""
+    deadline = time.monotonic() + float(secs)
+    while True:
+        data = cli(sock, "show events %s" % name)
+        count = sum(1 for line in data.splitlines() if LOG_RE.search(line))
+        if count >= int(n) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    with open(out, "w") as f:
+        f.write(data)
+    dropped = re.findall(r"^\s*stdout\s*:.*?(\d+) dropped", cli(sock, "show events"), re.M)
+    info = re.findall(r"^DroppedLogs: (\d+)", cli(sock, "show info"), re.M)
+    print("%d transaction lines in ring %s; HAProxy's DroppedLogs: %s, lines dropped on stdout: %s" % (
+        count, name, info[0] if info else "?", dropped[0] if dropped else "?"))
+    return 0 if count >= int(n) else 1
 
 
 # The request mix: GET with response bodies of varied sizes (some above the
@@ -275,7 +307,7 @@ def check(haproxy_log, agent_log, n, first):
 
 def main(argv):
     cmds = {"freeport": (freeport, 0), "wait-port": (wait_port, 2), "wait-up": (wait_up, 4),
-            "load": (load, 4), "check": (check, 4)}
+            "load": (load, 4), "ring": (ring, 5), "check": (check, 4)}
     if len(argv) < 2 or argv[1] not in cmds or len(argv) - 2 != cmds[argv[1]][1]:
         sys.stderr.write(__doc__)
         return 2

@@ -328,13 +328,6 @@ int spc_send_blind(spc_conn *c, const void *buf, size_t n, int stall_ms, size_t 
 	return SPC_OK;
 }
 
-int spc_set_rcvbuf(spc_conn *c, int bytes)
-{
-	if (setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)) < 0)
-		return sock_result(c, errno, "setsockopt(SO_RCVBUF)");
-	return SPC_OK;
-}
-
 int spc_send_slowly(spc_conn *c, const void *buf, size_t n, size_t chunk,
                     unsigned pause_us, int timeout_ms)
 {

@@ -64,8 +64,6 @@ int spc_send_slowly(spc_conn *c, const void *buf, size_t n, size_t chunk,
  * stall_ms. *sent gets the bytes written. Returns SPC_OK (check *sent) or
  * a socket error. A stall is not counted by spc_timeouts(). */
 int spc_send_blind(spc_conn *c, const void *buf, size_t n, int stall_ms, size_t *sent);
-/* Shrinks our receive buffer (SO_RCVBUF), so unread ACKs fill it soon. */
-int spc_set_rcvbuf(spc_conn *c, int bytes);
 
 /* Reads one frame (SPC_FRAME), or returns SPC_OK on a clean EOF between
  * frames, or a negative error. timeout_ms bounds the wait for the whole

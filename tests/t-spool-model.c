@@ -829,7 +829,7 @@ static int run_seed(uint64_t seed, int rounds)
 
 		rc.max_size = max_size;
 		rc.policy = (int)(rnd() % 2);
-		rc.sync = (int)(rnd() % 6 == 0 ? SPOOL_SYNC_DURABLE : rnd() % 2);
+		rc.sync = (int)(rnd() % 10 == 0 ? SPOOL_SYNC_DURABLE : rnd() % 2);
 		rc.initial_map = initial_map;
 		switch (rnd() % 4) {
 		case 0: rc.retain_ns = 0; rc.retain_bytes = 0; break;
@@ -979,7 +979,7 @@ int main(int argc, char **argv)
 {
 	static const uint64_t fixed[] = { 1, 2, 3, 42, 20251126, 0xC0FFEE };
 	const char *tmp = getenv("TMPDIR");
-	int rounds = 60, n = 0;
+	int rounds = 40, n = 0;
 	uint64_t seeds[8];
 
 	snprintf(base, sizeof(base), "%s/t-spool-model.XXXXXX", tmp && *tmp ? tmp : "/tmp");
