@@ -35,7 +35,8 @@ note() { summary+=("$(printf '%-28s %s' "$1" "$2")"); }
 
 install_missing() {
 	step "Checking Debian packages"
-	local t=$(date +%s) missing=() p
+	local t missing=() p
+	t=$(date +%s)
 	command -v dpkg-query >/dev/null || die "dpkg-query not found: this script is for Debian 12"
 	for p in "${packages[@]}"; do
 		dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
@@ -60,9 +61,10 @@ install_missing() {
 # build DIR CONFIGURE-ARGS...: configure (again if the arguments changed)
 # and make.
 build() {
-	local dir=$1 t=$(date +%s)
+	local dir=$1 t
+	t=$(date +%s)
 	shift
-	step "Building in $dir (configure $*)"
+	step "Building in $dir${*:+ (configure $*)}"
 	[ ! -f config.status ] ||
 		die "the source tree is configured in place; run 'make distclean' here first (builds go to _build/)"
 	[ -x configure ] || ./autogen.sh
@@ -86,15 +88,16 @@ totals() {
 # check DIR: make check; the output ends with automake's summary.
 failed=0
 check() {
-	local dir=$1 t=$(date +%s) rc=0
+	local dir=$1 t rc=0
+	t=$(date +%s)
 	step "Running the test suite in $dir (make -j$jobs check)"
 	make -C "$dir" --no-print-directory -j"$jobs" check 2>&1 | tee "$dir/check.out" || rc=$?
 	note "make check in $dir" "$(elapsed "$t")  $(totals "$dir/check.out")"
 	# A skipped test must say why, here and not only in its log.
 	local f
-	for f in $(sed -n 's/^SKIP: //p' "$dir/check.out"); do
+	while read -r f; do
 		summary+=("    SKIP $f: $(grep -m 1 -o '# SKIP.*' "$dir/$f.log" 2>/dev/null | sed 's/^# SKIP *//')")
-	done
+	done < <(sed -n 's/^SKIP: //p' "$dir/check.out")
 	if [ "$rc" -ne 0 ]; then
 		failed=1
 		[ -f "$dir/test-suite.log" ] && { echo; echo "---- $dir/test-suite.log ----"; cat "$dir/test-suite.log"; }
@@ -105,7 +108,8 @@ check() {
 # distcheck DIR: build the release tarball, then build and test it out of
 # tree with a read-only source (its long output goes to DIR/distcheck.out).
 distcheck() {
-	local dir=$1 t=$(date +%s) rc=0
+	local dir=$1 t rc=0
+	t=$(date +%s)
 	step "Checking the release tarball (make distcheck, output in $dir/distcheck.out)"
 	make -C "$dir" --no-print-directory -j"$jobs" distcheck >"$dir/distcheck.out" 2>&1 || rc=$?
 	grep -A1 -E 'archives ready' "$dir/distcheck.out" || true

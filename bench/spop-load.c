@@ -1059,7 +1059,8 @@ int main(int argc, char **argv)
 		       "\"rate\":%.0f,\"notify_rate\":%.0f,\"mb_s\":%.1f,"
 		       "\"lat_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f,"
 		       "\"max\":%.1f,\"mean\":%.1f,\"n\":%llu},\"errors\":%llu,"
-		       "\"bad_acks\":%llu,\"unacked\":%llu,\"cpu_pct\":%.0f}\n",
+		       "\"bad_acks\":%llu,\"unacked\":%llu,\"cpu_pct\":%.0f,"
+		       "\"cpu_s\":%.3f,\"wall_s\":%.3f}\n",
 		       json_target(err, sizeof(err)), o.threads, o.conns, o.pipeline, o.size,
 		       capmsg_avg_size(&ws[0].gen), o.rate, secs,
 		       (unsigned long long)acks, (unsigned long long)notifies,
@@ -1070,7 +1071,7 @@ int main(int argc, char **argv)
 		       us(lat.count ? lat.max : 0), hist_mean(&lat) / 1000.0,
 		       (unsigned long long)lat.count, (unsigned long long)errors,
 		       (unsigned long long)bad, (unsigned long long)unacked,
-		       wall > 0 ? 100.0 * cpu / wall : 0);
+		       wall > 0 ? 100.0 * cpu / wall : 0, cpu, wall);
 	} else {
 		if (agent_info[0])
 			printf("agent        %s\n", agent_info);

@@ -44,26 +44,28 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 freeport() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-export SPOOLCAP_FRONTEND=127.0.0.1:$(freeport)
-export SPOOLCAP_AGENT=127.0.0.1:$(freeport)
-export SPOOLCAP_SPOE_CONF=$top/contrib/haproxy/capture.spoe.conf
+SPOOLCAP_FRONTEND=127.0.0.1:$(freeport)
+SPOOLCAP_AGENT=127.0.0.1:$(freeport)
+SPOOLCAP_SPOE_CONF=$top/contrib/haproxy/capture.spoe.conf
+export SPOOLCAP_FRONTEND SPOOLCAP_AGENT SPOOLCAP_SPOE_CONF
 
 step "Starting a backend, spoolcapd and $("$haproxy" -v | head -n 1 | cut -d' ' -f1-3)"
 python3 "$top/tests/backend.py" --listen 127.0.0.1:0 --port-file "$work/backend.port" 2>"$work/backend.log" &
-pids+=($!)
+pids+=("$!")
 "$spoolcapd" --foreground --listen "$SPOOLCAP_AGENT" --spool "$spool" --threads 2 2>"$work/spoolcapd.log" &
 agent_pid=$!
-pids+=($agent_pid)
+pids+=("$agent_pid")
 for _ in $(seq 100); do [ -s "$work/backend.port" ] && break; sleep 0.05; done
 [ -s "$work/backend.port" ] || die "the backend did not start: $(cat "$work/backend.log")"
-export SPOOLCAP_BACKEND=127.0.0.1:$(cat "$work/backend.port")
+SPOOLCAP_BACKEND=127.0.0.1:$(cat "$work/backend.port")
+export SPOOLCAP_BACKEND
 python3 "$top/tests/e2e.py" wait-port "$SPOOLCAP_AGENT" 10 ||
 	die "spoolcapd did not start: $(tail -n 5 "$work/spoolcapd.log")"
 # A stats socket (demo only) lets us wait for HAProxy's health check.
 printf 'global\n    stats socket %s mode 600\n' "$work/haproxy.sock" >"$work/demo.cfg"
 "$haproxy" -f "$work/demo.cfg" -f "$top/contrib/haproxy/haproxy.cfg" >"$work/haproxy.log" 2>"$work/haproxy.err" &
 haproxy_pid=$!
-pids+=($haproxy_pid)
+pids+=("$haproxy_pid")
 python3 "$top/tests/e2e.py" wait-up "$work/haproxy.sock" be_capture cap1 30 >/dev/null ||
 	die "HAProxy did not mark spoolcapd UP: $(grep -v 'root' "$work/haproxy.err" | tail -n 5)"
 echo "    backend    $SPOOLCAP_BACKEND    (tests/backend.py)"
@@ -166,4 +168,6 @@ cat <<EOF
     being built (see README.md, Status).
     The recipe: contrib/haproxy/haproxy.cfg and contrib/haproxy/capture.spoe.conf.
 EOF
-[ "$captured" -eq 0 ] && [ "$agent_rc" -eq 0 ] || die "the capture did not match the traffic (see above)"
+if [ "$captured" -ne 0 ] || [ "$agent_rc" -ne 0 ]; then
+	die "the capture did not match the traffic, or spoolcapd failed (see above)"
+fi

@@ -137,8 +137,8 @@ int cli_dump(int argc, char **argv)
 			if (cli_decode(&c, b->data + b->off[i], b->off[i + 1] - b->off[i], &v,
 			               why, sizeof why) != 0) {
 				fprintf(stderr, "spoolcap dump: seq %" PRIu64 " skipped: %s "
-				        "(run 'spoolcap verify %s' for the full list)\n",
-				        b->seq[i], why, c.dir);
+				        "(the record is damaged; the others are still dumped)\n",
+				        b->seq[i], why);
 				bad++;
 				continue;
 			}

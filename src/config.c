@@ -489,7 +489,13 @@ static int set_retain(cfg *c, const char *v, char *err, size_t errlen)
 		c->retain = 0;
 		return 0;
 	}
-	return cfg_parse_duration(v, &c->retain, err, errlen);
+	if (cfg_parse_duration(v, &c->retain, err, errlen) < 0)
+		return -1;
+	if (c->retain > 10.0 * 366 * 86400) {
+		snprintf(err, errlen, "%s: at most 10 years (87840h); off keeps nothing", v);
+		return -1;
+	}
+	return 0;
 }
 
 static int set_retain_size(cfg *c, const char *v, char *err, size_t errlen)
@@ -600,8 +606,11 @@ struct ini_state {
 	FILE       *f;
 	int         line;           /* line being parsed */
 	int         long_line;      /* first line longer than the reader's buffer */
+	int         max_len;        /* longest line the reader takes whole */
 	int         err_line;       /* first line a handler refused */
-	char        err[256];
+	int         key_seen;       /* a key line since the last [section] */
+	int         continued;      /* this line continues the previous key (inih) */
+	char        err[512];
 };
 
 /* fgets for inih that counts lines, so handler errors can name them, and
@@ -614,6 +623,7 @@ static char *line_reader(char *str, int num, void *stream)
 	if (!fgets(str, num, st->f))
 		return NULL;
 	st->line++;
+	st->max_len = num - 2;
 	n = strlen(str);
 	if (n == (size_t)num - 1 && str[n - 1] != '\n' && !feof(st->f)) {
 		int ch;
@@ -621,6 +631,20 @@ static char *line_reader(char *str, int num, void *stream)
 			;
 		if (!st->long_line)
 			st->long_line = st->line;
+	}
+	/* Classify the line as inih will, only to explain errors: an indented
+	 * line after a key continues that key's value. */
+	{
+		const char *p = str + strspn(str, " \t");
+		int indented = p > str, blank = !*p || *p == '\n' || *p == '\r';
+
+		st->continued = 0;
+		if (blank || *p == '#' || *p == ';')
+			;
+		else if (indented && st->key_seen)
+			st->continued = 1;
+		else
+			st->key_seen = *p != '[';
 	}
 	return str;
 }
@@ -640,11 +664,32 @@ static int key_handler(void *user, const char *section, const char *key, const c
 		known_section = 1;
 		if (strcmp(key, s->key) != 0)
 			continue;
+		/* An indented line continues the previous key (inih's multi-line
+		 * values); only listen takes several values, so anywhere else it
+		 * is a mistake that would silently change the previous setting. */
+		if (st->continued && s->set != set_listen) {
+			snprintf(st->err, sizeof(st->err), "[%s] '%s' is indented, so it is read as "
+			         "a second value for %s; remove the indentation", section, value, key);
+			st->err_line = st->line;
+			return 0;
+		}
 		if (s->set(st->c, value, err, sizeof(err)) < 0) {
+			const char *hint = "";
+			char cont[96];
+
+			/* The two ways a well-meant line turns into a bad value. */
+			if (st->continued) {
+				snprintf(cont, sizeof(cont), " (this line is indented, so it "
+				         "continues %s; remove the indentation)", key);
+				hint = cont;
+			} else if (strstr(value, " #") || strstr(value, "\t#")) {
+				hint = " (a comment after a value starts with ';', not '#')";
+			}
 			if (s->set == unsupported)
 				snprintf(st->err, sizeof(st->err), "[%s] %s", section, err);
 			else
-				snprintf(st->err, sizeof(st->err), "[%s] %s: %s", section, key, err);
+				snprintf(st->err, sizeof(st->err), "[%s] %s: %s%s", section, key,
+				         err, hint);
 			st->err_line = st->line;
 			return 0;
 		}
@@ -692,8 +737,8 @@ int cfg_load_file(cfg *c, const char *path, char *err, size_t errlen)
 	/* inih goes on after an error; report whichever came first. */
 	if (st.long_line && (!st.err_line || st.long_line <= st.err_line) &&
 	    (r <= 0 || st.long_line <= r)) {
-		snprintf(err, errlen, "%s:%d: line too long (split it; listen may be repeated)",
-		         path, st.long_line);
+		snprintf(err, errlen, "%s:%d: line longer than %d characters (split it: "
+		         "listen may be repeated)", path, st.long_line, st.max_len);
 		return -1;
 	}
 	if (r > 0 && (!st.err_line || r < st.err_line)) {
@@ -746,7 +791,7 @@ void cfg_usage(FILE *f)
 "                             no fsync: survives kill -9), relaxed (one flush),\n"
 "                             durable (fsync: survives power loss), or receipt\n"
 "                             (before the commit: a crash loses queued messages)\n"
-"      --sync-interval TIME   background flush period in process mode (default 1s)\n"
+"      --sync-interval TIME   background flush period in process and receipt modes (default 1s)\n"
 "      --compression-level N  zstd level 1-19 (default 3); 0 or off stores raw\n"
 "      --dictionary on|off    train a zstd dictionary from traffic (default on)\n"
 "      --dictionary-size SIZE dictionary capacity (default 64K)\n"
@@ -833,7 +878,7 @@ int cfg_load(cfg *c, int argc, char **argv, char *err, size_t errlen)
 		return -1;
 	}
 	opterr = 0;
-	optind = 1;
+	optind = 0;             /* 0: a full reset of getopt's state (glibc) */
 	while ((opt = getopt_long(argc, argv, ":c:fVh", longopts, &idx)) != -1) {
 		switch (opt) {
 		case 'c':
@@ -905,7 +950,7 @@ static void print_duration(FILE *f, const char *key, double d)
 	if (d == 0)
 		fprintf(f, "%s = 0\n", key);
 	else if (d < 1 || d != (double)(long long)d)
-		fprintf(f, "%s = %.0fms\n", key, d * 1000);
+		fprintf(f, "%s = %.6gms\n", key, d * 1000);  /* keeps sub-ms values */
 	else
 		fprintf(f, "%s = %.0fs\n", key, d);
 }

@@ -199,7 +199,7 @@ static void count_summary(sink *s, char *buf, size_t len)
 	int r;
 
 	sum((struct sink_count *)s, &t);
-	r = snprintf(buf, len, "%" PRIu64 " notifies, %" PRIu64 " messages", t.notifies,
+	r = snprintf(buf, len, "counting sink: %" PRIu64 " notifies, %" PRIu64 " messages", t.notifies,
 	             t.messages);
 	o = r < 0 ? 0 : (size_t)r;
 	for (unsigned i = 0; i < t.nnames && o < len; i++) {

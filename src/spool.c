@@ -273,6 +273,20 @@ static int put_meta(spool *sp, MDB_txn *txn, const char *key, const void *p, siz
 	return mdb_put(txn, sp->meta, &k, &v, 0);
 }
 
+/* meta "agentcfg": the running agent's cap and policy (4 LE u64: max_size,
+ * dlq_max_bytes, full_policy, sync_mode), so that `spoolcap stat` from
+ * another process shows the agent's limits rather than its own defaults. */
+int spool_agentcfg_store(spool *sp, MDB_txn *txn)
+{
+	uint8_t b[32];
+
+	spool_put_le64(b, sp->cfg.max_size);
+	spool_put_le64(b + 8, sp->cfg.dlq_max_bytes);
+	spool_put_le64(b + 16, (uint64_t)sp->cfg.full_policy);
+	spool_put_le64(b + 24, (uint64_t)sp->cfg.sync_mode);
+	return put_meta(sp, txn, "agentcfg", b, sizeof(b));
+}
+
 /* The first write txn of AGENT/CLIENT: create (AGENT, empty env) or check
  * the spool, open the tables, and make next_seq at least the last key + 1. */
 static int init_op(wtxn *w, void *ctx)
@@ -315,7 +329,8 @@ static int init_op(wtxn *w, void *ctx)
 		    (rc = put_meta(sp, w->txn, "uuid", raw, 16)))
 			return rc;
 		spool_put_le64(b, (uint64_t)sp->created_ns);
-		if ((rc = put_meta(sp, w->txn, "created", b, 8)) != 0)
+		if ((rc = put_meta(sp, w->txn, "created", b, 8)) != 0 ||
+		    (rc = spool_agentcfg_store(sp, w->txn)) != 0)
 			return rc;
 		return spool_state_store(sp, w->txn, st, ST_N);
 	}
@@ -338,6 +353,8 @@ static int init_op(wtxn *w, void *ctx)
 		next = lastq + 1;
 	if (lastd >= next)
 		next = lastd + 1;
+	if (sp->mode == SPOOL_MODE_AGENT && (rc = spool_agentcfg_store(sp, w->txn)) != 0)
+		return rc;
 	if (next != st[ST_NEXT_SEQ]) {
 		st[ST_NEXT_SEQ] = next;
 		return spool_state_store(sp, w->txn, st, words);
@@ -445,7 +462,8 @@ static int open_env(spool *sp)
 			                    "LMDB version", path);
 		if (rc == EACCES || rc == EROFS)
 			return spool_seterr(SPOOL_EIO, "cannot open spool %s: %s (check "
-			                    "permissions; READONLY still needs lock.mdb writable)",
+			                    "permissions: even reading a spool needs write access to "
+			                    "its lock.mdb, so run as the user spoolcapd runs as)",
 			                    sp->dir, strerror(rc));
 		return spool_mdb_err(sp, rc, "mdb_env_open");
 	}
@@ -546,6 +564,12 @@ int spool_open(spool **out, const char *dir, const spool_config *cfg,
 		goto fail_free;
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
 	if (stat(path, &st) < 0) {
+		if (errno != ENOENT) {
+			rc = spool_seterr(SPOOL_EIO, "cannot look at %s: %s (run as the user "
+			                  "spoolcapd runs as, or fix the permissions)", path,
+			                  strerror(errno));
+			goto fail_free;
+		}
 		if (mode != SPOOL_MODE_AGENT) {
 			rc = spool_seterr(SPOOL_ENOTSPOOL, "%s is not a spool (it has no "
 			                  "data.mdb)", dir);

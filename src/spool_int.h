@@ -167,4 +167,7 @@ int      spool_q_del_first(MDB_cursor *c, uint64_t *key, uint64_t *bytes);
 /* Records that stored items referenced dictionaries (hooks.dict_id). */
 int      spool_dictuse_touch(wtxn *w, uint32_t id, uint64_t seq);
 
+/* Writes meta "agentcfg" (spool.c); spool_stat reads it. */
+int spool_agentcfg_store(spool *sp, MDB_txn *txn);
+
 #endif

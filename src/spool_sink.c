@@ -103,6 +103,11 @@ typedef struct ssink {
 
 	atomic_int         fatal_seen;
 
+	/* drop reporting (writer thread only) */
+	uint64_t           drop_by[SPOOL_DROP_NREASONS];
+	uint64_t           logged_by[SPOOL_DROP_NREASONS + 2];  /* + queue, encode */
+	int64_t            next_drop_log;
+
 	/* writer counters */
 	ctr spooled, dropped_spool, commits, commit_records, commit_ns_total, commit_ns_max;
 	ctr syncs, sync_ns_max;
@@ -352,10 +357,52 @@ static void complete(struct job *list, int ok_all, const spool_append_result *re
 	}
 }
 
+#define DROP_LOG_EVERY_NS (10LL * 1000000000)
+
+/* Says when messages start being dropped, then at most every 10 s with the
+ * counts since the last line: an operator should not learn of loss only
+ * from the exit summary. */
+static void report_drops(ssink *s, int64_t t)
+{
+	uint64_t now[SPOOL_DROP_NREASONS + 2], total = 0;
+	char line[400];
+	size_t o = 0;
+	unsigned i;
+
+	if (t < s->next_drop_log)
+		return;
+	memcpy(now, s->drop_by, sizeof(s->drop_by));
+	now[SPOOL_DROP_NREASONS] = now[SPOOL_DROP_NREASONS + 1] = 0;
+	for (i = 0; i < s->cfg.workers; i++) {
+		now[SPOOL_DROP_NREASONS] += ctr_get(&s->w[i].dropped_queue);
+		now[SPOOL_DROP_NREASONS + 1] += ctr_get(&s->w[i].dropped_encode);
+	}
+	for (i = 0; i < SPOOL_DROP_NREASONS + 2; i++) {
+		uint64_t d = now[i] - s->logged_by[i];
+		const char *name = i < SPOOL_DROP_NREASONS ? spool_drop_reason_name((int)i)
+		                 : i == SPOOL_DROP_NREASONS ? "queue_full" : "encode";
+
+		if (d && o < sizeof(line))
+			o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s %llu",
+			                      total ? ", " : "", name, (unsigned long long)d);
+		total += d;
+	}
+	if (!total)
+		return;
+	memcpy(s->logged_by, now, sizeof(now));
+	s->next_drop_log = t + DROP_LOG_EVERY_NS;
+	log_warn("spool: %llu message%s dropped (%s); newly arrived ones were ACKed "
+	         "with spooled=false. full/evicted: raise max-size or drain the spool; "
+	         "disk_full: free disk space; queue_full: the disk is too slow for the load",
+	         (unsigned long long)total, total == 1 ? "" : "s", line);
+}
+
 static void housekeeping(ssink *s, int64_t *next_prune, int64_t *next_readers)
 {
 	int64_t t = now_ns(CLOCK_MONOTONIC);
 	int dead = 0;
+
+	report_drops(s, t);
 
 	if (t >= *next_prune) {
 		*next_prune = t + PRUNE_EVERY_NS;
@@ -378,6 +425,7 @@ static void *writer_main(void *arg)
 	struct batch b = { 0 };
 	int64_t next_prune = 0, next_readers = 0;
 
+	log_set_thread_name("writer");
 	for (;;) {
 		struct job *list, *j;
 		unsigned nrec = 0;
@@ -444,12 +492,18 @@ static void *writer_main(void *arg)
 		ctr_add(&s->commit_records, nrec);
 		ctr_add(&s->spooled, (uint64_t)rc);
 		ctr_add(&s->dropped_spool, nrec - (unsigned)rc);
+		if ((unsigned)rc < nrec)
+			for (k = 0; k < nrec; k++)
+				if (b.res[k].drop >= 0 && b.res[k].drop < SPOOL_DROP_NREASONS)
+					s->drop_by[b.res[k].drop]++;
 		ctr_add(&s->commit_ns_total, (uint64_t)dt);
 		if ((uint64_t)dt > ctr_get(&s->commit_ns_max))
 			atomic_store_explicit(&s->commit_ns_max, (uint64_t)dt, memory_order_relaxed);
 		complete(list, 1, b.res);
 		housekeeping(s, &next_prune, &next_readers);
 	}
+	s->next_drop_log = 0;                /* the last counts, whatever the time */
+	report_drops(s, now_ns(CLOCK_MONOTONIC));
 	free(b.items);
 	free(b.res);
 	return NULL;
@@ -461,6 +515,7 @@ static void *syncer_main(void *arg)
 {
 	ssink *s = arg;
 
+	log_set_thread_name("sync");
 	pthread_mutex_lock(&s->smu);
 	while (!s->sstop) {
 		struct timespec ts;
@@ -505,6 +560,7 @@ static void *trainer_main(void *arg)
 	size_t len;
 	const void *bytes;
 
+	log_set_thread_name("dict");
 	pthread_mutex_lock(&s->tmu);
 	while (!s->tready && !s->tstop)
 		pthread_cond_wait(&s->tcv, &s->tmu);
@@ -587,17 +643,23 @@ void spool_sink_get_stats(sink *base, spool_sink_stats *st)
 static void ss_summary(sink *base, char *buf, size_t len)
 {
 	spool_sink_stats st;
+	uint64_t raw_nd, stored_nd;
 
 	spool_sink_get_stats(base, &st);
+	raw_nd = st.raw_bytes - st.raw_bytes_dict;
+	stored_nd = st.stored_bytes - st.stored_bytes_dict;
 	snprintf(buf, len, "spool sink: %llu messages, %llu records spooled in %llu commits "
 	         "(max %.1f ms), dropped: %llu queue-full, %llu encode, %llu spool-policy; "
-	         "compression %.2fx%s",
+	         "compression %.2fx overall, %.2fx without a dictionary, "
+	         "%.2fx with dictionary %u",
 	         (unsigned long long)st.messages, (unsigned long long)st.records_spooled,
 	         (unsigned long long)st.commits, st.commit_ns_max / 1e6,
 	         (unsigned long long)st.dropped_queue_full,
 	         (unsigned long long)st.dropped_encode, (unsigned long long)st.dropped_spool,
 	         st.stored_bytes ? (double)st.raw_bytes / st.stored_bytes : 0.0,
-	         st.dict_id ? " (with dictionary)" : "");
+	         stored_nd ? (double)raw_nd / stored_nd : 0.0,
+	         st.stored_bytes_dict ? (double)st.raw_bytes_dict / st.stored_bytes_dict : 0.0,
+	         st.dict_id);
 }
 
 static void ss_destroy(sink *base)

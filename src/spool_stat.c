@@ -117,6 +117,23 @@ int spool_stat(spool *sp, spool_stats *s)
 		goto out;
 	s->dicts = ms.ms_entries;
 	s->free_pages = spool_free_pages(txn);
+	s->max_size = sp->cfg.max_size;
+	s->dlq_max_bytes = sp->cfg.dlq_max_bytes;
+	s->full_policy = sp->cfg.full_policy;
+	s->sync_mode = sp->cfg.sync_mode;
+	if (sp->mode != SPOOL_MODE_AGENT) {
+		/* Another process's view: the limits the agent last started with. */
+		key.mv_data = (void *)"agentcfg";
+		key.mv_size = 8;
+		if (mdb_get(txn, sp->meta, &key, &val) == 0 && val.mv_size == 32) {
+			const uint8_t *b = val.mv_data;
+
+			s->max_size = spool_get_le64(b);
+			s->dlq_max_bytes = spool_get_le64(b + 8);
+			s->full_policy = (int)spool_get_le64(b + 16);
+			s->sync_mode = (int)spool_get_le64(b + 24);
+		}
+	}
 out:
 	spool_rtxn_end(sp, txn);
 	if (rc)
@@ -133,10 +150,6 @@ out:
 	snprintf(s->uuid, sizeof(s->uuid), "%s", sp->uuid);
 	s->format_version = sp->format_version;
 	s->created_ns = sp->created_ns;
-	s->max_size = sp->cfg.max_size;
-	s->dlq_max_bytes = sp->cfg.dlq_max_bytes;
-	s->full_policy = sp->cfg.full_policy;
-	s->sync_mode = sp->cfg.sync_mode;
 	s->map_limit = sp->cfg.map_limit;
 	mdb_env_info(sp->env, &ei);
 	s->map_size = ei.me_mapsize;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -83,7 +84,7 @@ static const char *name_of(const char *const *names, int n, int i)
 static int parse_name(const char *const *names, int n, const char *s)
 {
 	for (int i = 0; s && i < n; i++)
-		if (strcmp(s, names[i]) == 0)
+		if (strcasecmp(s, names[i]) == 0)
 			return i;
 	return -1;
 }

@@ -148,7 +148,7 @@ static void log_stats(agent *a, sink *s)
 	         st.haproxy_disconnects, disc);
 	if (s->summary) {
 		s->summary(s, sum, sizeof(sum));
-		log_info("sink %s: %s", s->name, sum);
+		log_info("%s", sum);
 	}
 }
 

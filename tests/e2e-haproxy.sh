@@ -71,7 +71,7 @@ diag "$hap_version ($origin)"
 spoolcapd=${SPOOLCAPD:-$top_builddir/src/spoolcapd}
 [ -x "$spoolcapd" ] || bail "$spoolcapd not found: build it first (make)"
 
-echo "1..11"
+echo "1..12"
 
 # ---- the contrib configuration, unchanged; addresses via the environment ----
 SPOOLCAP_SPOE_CONF=$top_srcdir/contrib/haproxy/capture.spoe.conf
@@ -108,7 +108,8 @@ fi
 	2>"$work/backend.log" &
 backend_pid=$!
 bg_add $backend_pid
-"$spoolcapd" --foreground --listen "$SPOOLCAP_AGENT" --spool none --threads 2 --log-level debug \
+"$spoolcapd" --foreground --listen "$SPOOLCAP_AGENT" --spool "$work/spool" --threads 2 \
+	--dictionary-samples 500 --log-level info \
 	2>"$work/spoolcapd.log" &
 agent_pid=$!
 bg_add $agent_pid
@@ -167,12 +168,6 @@ else
 	diag_file "haproxy stderr" "$work/haproxy.err"
 fi
 
-# ---- log assertions (5 TAP lines) ----
-e2e check "$work/haproxy-ring.log" "$work/spoolcapd.log" "$requests" $((tap_n + 1)) >"$work/check.tap"
-cat "$work/check.tap"
-tap_n=$((tap_n + 5))
-tap_failed=$((tap_failed + $(grep -c '^not ok' "$work/check.tap")))
-
 # ---- the agent: graceful exit on SIGTERM ----
 stop_pid $agent_pid TERM 20
 if [ "$stop_rc" -eq 0 ] && [ "$stop_forced" -eq 0 ]; then
@@ -181,13 +176,23 @@ else
 	not_ok "spoolcapd exited 0 on SIGTERM (status $stop_rc, killed: $stop_forced)"
 	diag_file spoolcapd "$work/spoolcapd.log"
 fi
+diag "$(grep -o 'spool sink: .*' "$work/spoolcapd.log" | tail -n 1)"
+
+# ---- what was captured: the log and the spool (6 TAP lines) ----
+spoolcap=${SPOOLCAP:-$top_builddir/src/spoolcap}
+"$spoolcap" dump "$work/spool" >"$work/events.ndjson" 2>"$work/dump.err" ||
+	diag_file "spoolcap dump" "$work/dump.err"
+e2e check "$work/haproxy-ring.log" "$work/events.ndjson" "$requests" $((tap_n + 1)) >"$work/check.tap"
+cat "$work/check.tap"
+tap_n=$((tap_n + 6))
+tap_failed=$((tap_failed + $(grep -c '^not ok' "$work/check.tap")))
 stop_pid $backend_pid TERM 10
 diag "shutdown: $(since "$t0")"
 
 if [ "$tap_failed" -ne 0 ]; then
 	diag_file "haproxy stderr" "$work/haproxy.err" 10
-	diag "spoolcapd log lines other than per-message debug:"
-	grep -v ' message cap-re[qs] uid=' "$work/spoolcapd.log" | tail -n 15 | sed 's/^/#   /'
+	diag "spoolcapd log (end):"
+	tail -n 15 "$work/spoolcapd.log" | sed 's/^/#   /'
 fi
 grep -E '\[(WARNING|ALERT)\]' "$work/haproxy.err" |
 	grep -v -E 'as root|root user|Proxy .* stopped|stopping' | head -n 5 | sed 's/^/# haproxy said: /'

@@ -227,8 +227,7 @@ def load(port, n, conns, out):
 
 
 LOG_RE = re.compile(r'"(?P<method>\S+) (?P<target>\S+) [^"]*" uid=(?P<uid>\S*) '
-                    r'spoe_err=(?P<err>\S*) spoe_ms=(?P<ms>\S*)')
-MSG_RE = re.compile(r"\bmessage (?P<name>\S+) uid=(?P<uid>\S*)")
+                    r'spoe_err=(?P<err>\S*) spoe_ms=(?P<ms>\S*) spooled=(?P<spooled>\S*)')
 IDX_RE = re.compile(r"[?&]i=(\d+)")
 
 
@@ -246,10 +245,11 @@ class Tap:
         self.n += 1
 
 
-def check(haproxy_log, agent_log, n, first):
+def check(haproxy_log, events_file, n, first):
     """TAP lines: HAProxy logged one line per request with a distinct unique
-    id; no SPOE error on any of them nor any SPOE error line; the agent got
-    exactly one cap-req and one cap-res per logged unique id."""
+    id; no SPOE error on any of them nor any SPOE error line; the spool
+    (spoolcap dump) holds exactly one cap-req and one cap-res event per
+    logged unique id, matching the log."""
     n = int(n)
     tap = Tap(first)
     txn, spoe_lines, other = [], [], []
@@ -284,24 +284,45 @@ def check(haproxy_log, agent_log, n, first):
         print("# SPOE time per transaction (both events, ms): median %d, p99 %d, max %d" % (
             ms[len(ms) // 2], ms[min(len(ms) - 1, len(ms) * 99 // 100)], ms[-1]))
 
-    seen = {}
-    with open(agent_log, errors="replace") as f:
+    # The spool, through `spoolcap dump`: one event per SPOE message.
+    seen, events = {}, []
+    with open(events_file, errors="replace") as f:
         for line in f:
-            m = MSG_RE.search(line)
-            if m:
-                seen.setdefault(m.group("name"), []).append(m.group("uid"))
+            ev = json.loads(line)
+            events.append(ev)
+            seen.setdefault(ev.get("message"), []).append(ev.get("args", {}).get("uid"))
     logged = set(uids)
     for name in ("cap-req", "cap-res"):
         got = seen.get(name, [])
         dups = sorted(u for u in set(got) if got.count(u) > 1) if len(got) != len(set(got)) else []
         tap.check(len(got) == n and len(set(got)) == n and set(got) == logged,
-                  "agent received exactly one %s per request (%d messages, %d distinct uids)" % (
+                  "the spool holds exactly one %s per request (%d events, %d distinct uids)" % (
                       name, len(got), len(set(got))),
-                  ["uids logged by haproxy but not seen by the agent: %d" % len(logged - set(got)),
-                   "uids seen by the agent but not logged by haproxy: %d" % len(set(got) - logged)] +
+                  ["uids logged by haproxy but not in the spool: %d" % len(logged - set(got)),
+                   "uids in the spool but not logged by haproxy: %d" % len(set(got) - logged)] +
                   ["duplicate uid %s" % u for u in dups[:5]])
     others = sorted(k for k in seen if k not in ("cap-req", "cap-res"))
-    tap.check(not others, "agent received no other message names", ["unexpected: %s" % others])
+    tap.check(not others, "the spool holds no other message names", ["unexpected: %s" % others])
+    # Each request event matches its HAProxy log line, and every ACK told
+    # HAProxy the messages were spooled.
+    by_uid = {m.group("uid"): m for m, _ in txn}
+    bad = []
+    for ev in events:
+        a = ev.get("args", {})
+        m = by_uid.get(a.get("uid"))
+        if ev.get("message") != "cap-req" or not m:
+            continue
+        path = m.group("target").split("?", 1)[0]
+        if a.get("meth") != m.group("method") or a.get("path") != path or \
+                not isinstance(a.get("hdrs"), list):
+            bad.append("uid %s: meth %r path %r, logged %s %s" % (
+                a.get("uid"), a.get("meth"), a.get("path"), m.group("method"), path))
+    not_spooled = [line for m, line in txn if m.group("spooled") != "1"]
+    tap.check(not bad and not not_spooled,
+              "request events match the log (method, path, header list) and every "
+              "transaction logged spooled=1",
+              ["%d mismatched events, %d lines without spooled=1" % (len(bad), len(not_spooled))] +
+              bad[:5] + not_spooled[:5])
     return 1 if tap.failed else 0
 
 

@@ -14,6 +14,7 @@
 # Prints the version line ("HAProxy version 3.2.x ...") on success.
 # Exit status: 0 ready; 3 the Debian mirror cannot be reached or the suite
 # has no haproxy package (callers SKIP); 1 any other failure (callers FAIL).
+# shellcheck disable=SC2086 # $O holds several apt options, split on purpose
 set -eu
 
 usage() { echo "usage: $0 SUITE DEST   (SUITE: unstable, experimental, trixie, ...)" >&2; exit 1; }
@@ -55,19 +56,23 @@ mkdir -p "$st/lists/partial" "$st/cache/archives/partial" "$st/debs" "$dest/root
 echo "deb [signed-by=$key] $mirror $suite main" >"$st/sources.list"
 # experimental holds only what differs from unstable; libraries come from there.
 [ "$suite" = experimental ] && echo "deb [signed-by=$key] $mirror unstable main" >>"$st/sources.list"
-O="-o Dir::Etc::sourcelist=$st/sources.list -o Dir::Etc::sourceparts=- -o Dir::State::Lists=$st/lists
+# Signatures are still checked; only the Release files' expiry date is not,
+# since a mirror snapshot may be older than its Valid-Until (seen in CI).
+O="-o Acquire::Check-Valid-Until=false -o Dir::Etc::sourcelist=$st/sources.list -o Dir::Etc::sourceparts=- -o Dir::State::Lists=$st/lists
    -o Dir::Cache=$st/cache -o APT::Get::List-Cleanup=0 -o Debug::NoLocking=1 -o APT::Architecture=$arch"
+# As root, apt would try to download as _apt, which cannot write into DEST.
+[ "$(id -u)" -ne 0 ] || O="$O -o APT::Sandbox::User=root"
 
 # apt-get update reports an unreachable mirror as a warning with status 0 on
 # some apt versions, so judge by whether the suite's index arrived.
-# shellcheck disable=SC2086
 apt-get $O -o Acquire::Retries=2 update -qq >"$st/update.log" 2>&1 || true
 ver=$(apt-cache $O madison haproxy 2>/dev/null | awk -v s="$suite" '$0 ~ " "s"/main" {print $3; exit}')
 if [ -z "$ver" ]; then
 	if ls "$st/lists/"*"_${suite}_"*Packages* >/dev/null 2>&1; then
 		unavailable "Debian $suite currently has no haproxy package"
 	fi
-	unavailable "cannot reach the Debian mirror $mirror for suite $suite: $(grep -E '^(E|W):' "$st/update.log" | head -n 1)"
+	why=$( (grep '^E:' "$st/update.log"; grep '^W:' "$st/update.log" | grep -v unsandboxed) | head -n 1)
+	unavailable "cannot use the Debian mirror $mirror for suite $suite: ${why:-no index downloaded}"
 fi
 
 # haproxy's direct library dependencies as the package declares them, plus
@@ -80,7 +85,6 @@ cd "$st/debs"
 apt-get $O download -qq "haproxy=$ver" >"$st/download.log" 2>&1 ||
 	unavailable "cannot download haproxy $ver from $mirror: $(tail -n 1 "$st/download.log")"
 # One call is much faster; if some name no longer exists, go one by one.
-# shellcheck disable=SC2086
 if ! apt-get $O download -qq $deps $extra >>"$st/download.log" 2>&1; then
 	for p in $deps $extra; do
 		apt-get $O download -qq "$p" >>"$st/download.log" 2>&1 ||
@@ -90,6 +94,7 @@ fi
 for f in ./*.deb; do dpkg -x "$f" "$dest/root"; done
 
 # The loader and the libraries live in usr/lib/<multiarch triplet>/.
+# shellcheck disable=SC2012
 ld=$(ls "$dest"/root/usr/lib/*/ld-linux*.so.* 2>/dev/null | head -n 1)
 [ -n "$ld" ] || fail "no dynamic loader in the downloaded libc6 (looked in $dest/root/usr/lib/*/)"
 L=$(dirname "$ld")

@@ -34,13 +34,14 @@ bg_forget() {
 # stop_pid PID SIGNAL SECS: send SIGNAL, wait up to SECS for the process to
 # exit, then SIGKILL it. Sets $stop_rc to its exit status (137 after a
 # kill) and $stop_forced to 1 when SIGKILL was needed.
+# shellcheck disable=SC2034 # stop_rc and stop_forced are for the caller
 stop_pid() {
 	stop_forced=0
 	kill -s "$2" "$1" 2>/dev/null || true
 	_t=$(( $3 * 10 ))
 	while [ "$_t" -gt 0 ] && kill -0 "$1" 2>/dev/null; do
 		# A zombie (exited, not yet reaped) still answers kill -0.
-		case $(cat "/proc/$1/stat" 2>/dev/null | awk '{print $3}') in Z|"") break ;; esac
+		case $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) in Z|"") break ;; esac
 		sleep 0.1
 		_t=$((_t - 1))
 	done

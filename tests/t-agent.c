@@ -4,14 +4,18 @@
  * Daemon A (--max-frame-size 65536, info log) takes the handshake variants,
  * health checks, pipelining (1,000 NOTIFYs on one connection, 50 concurrent
  * connections x 200), both id styles (2.6: sid from 0 with fid 1/2; 3.x: odd
- * sids, fid 1), huge ids, every argument type, byte-at-a-time delivery,
+ * sids, fid 1), a peer that stops reading its ACKs (back-pressure, bounded
+ * memory), huge ids, every argument type, byte-at-a-time delivery,
  * HAPROXY-DISCONNECT, abrupt client ends and every class of bad input --
  * each bad input must get the right AGENT-DISCONNECT code, a close, a warn
  * line naming the peer, and the agent must serve the next client.
- * Daemon B (--max-frame-size 1048576, debug log) takes a 1 MiB frame and
- * proves through the counting sink's log that each message arrived once.
- * Both must exit 0 on SIGTERM. Every wait is bounded (T_IO), so a hung
- * agent fails the test instead of hanging it. */
+ * Daemon B (--max-frame-size 1048576, debug log, 2 s hello and idle
+ * timeouts) takes the timeouts and a 1 MiB frame, and proves through the
+ * counting sink's log that each message arrived once.
+ * Both must send AGENT-DISCONNECT 0 to a connected client and exit 0 on
+ * SIGTERM, with no sanitizer report in their logs. Every wait is bounded
+ * (T_IO), and after HUNG_AFTER timeouts the test bails out, so a hung agent
+ * fails the test quickly instead of hanging it. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -1492,6 +1496,38 @@ out:
 	free(body);
 }
 
+/* Daemon B runs with --hello-timeout 2s --idle-timeout 2s: a silent new
+ * connection and an idle one both get AGENT-DISCONNECT 2 (timeout) and a
+ * close. Both wait at once. Returns the messages sent (for the sink count). */
+static unsigned test_timeouts(void)
+{
+	spc_hello_opts o = spc_hello_default(OFFER, "pipelining");
+	spc_agent_hello h;
+	spc_frame fr;
+	spc_conn quiet, idle;
+	unsigned sent = 0;
+	int r1 = connect_to(&quiet, &dB), r2 = connect_to(&idle, &dB);
+
+	if (r2 == SPC_OK)
+		r2 = spc_handshake(&idle, &o, &h, &fr, T_IO);
+	if (r2 == SPC_OK)
+		r2 = spc_roundtrip(&idle, 1, 1, T_IO);
+	sent = r2 == SPC_OK;
+	if (r1 == SPC_OK && expect_disconnect(&quiet, SPOP_ST_TIMEOUT,
+	                                      "no HELLO within --hello-timeout 2s"))
+		expect_close(&quiet, "no HELLO within --hello-timeout 2s");
+	else if (r1 != SPC_OK)
+		tap_ok(0, "hello timeout: connect (%s)", quiet.errmsg);
+	if (r2 == SPC_OK && expect_disconnect(&idle, SPOP_ST_TIMEOUT,
+	                                      "idle for --idle-timeout 2s after an ACK"))
+		expect_close(&idle, "idle for --idle-timeout 2s after an ACK");
+	else if (r2 != SPC_OK)
+		tap_ok(0, "idle timeout: setup (%s)", idle.errmsg);
+	spc_close(&quiet);
+	spc_close(&idle);
+	return sent;
+}
+
 /* Messages with unique uids, on two connections; returns how many. */
 static unsigned send_counted(char uids[][16], unsigned maxu)
 {
@@ -1711,8 +1747,10 @@ int main(int argc, char **argv)
 	}
 	{
 		const char *args[] = { "--threads", "2", "--max-frame-size", "1048576",
-		                       "--log-level", "debug", NULL };
+		                       "--log-level", "debug", "--hello-timeout", "2s",
+		                       "--idle-timeout", "2s", NULL };
 		if (start(&dB, "agent-b.log", args) == 0) {
+			nmsgs += test_timeouts();
 			test_big_frame(&nmsgs);
 			nu = send_counted(uids, 16);
 			nmsgs += nu;
