@@ -149,19 +149,25 @@ static void fatal(ssink *s, const char *fmt, ...)
 
 static void take_sample(ssink *s, const void *p, size_t len)
 {
+	int full = 0;
+
 	if (pthread_mutex_trylock(&s->tmu) != 0)
 		return;                  /* the trainer or another thread has it */
-	if (atomic_load(&s->collecting) && s->sbytes + len <= SAMPLE_MAX_BYTES) {
+	if (!atomic_load(&s->collecting))
+		goto out;
+	if (s->sbytes + len <= SAMPLE_MAX_BYTES) {
 		memcpy(s->samples + s->sbytes, p, len);
 		s->sizes[s->nsamples++] = len;
 		s->sbytes += len;
+	} else {
+		full = 1;                /* large messages: train on what we have */
 	}
-	if (atomic_load(&s->collecting) &&
-	    (s->nsamples == s->cfg.dict_samples || s->sbytes + 4096 > SAMPLE_MAX_BYTES)) {
+	if (s->nsamples == s->cfg.dict_samples || full) {
 		atomic_store(&s->collecting, 0);
 		s->tready = 1;
 		pthread_cond_signal(&s->tcv);
 	}
+out:
 	pthread_mutex_unlock(&s->tmu);
 }
 

@@ -62,11 +62,14 @@ static int wait_done(struct done_log *d, unsigned want)
 	return ok;
 }
 
+/* Body size of the messages below; a test raises it for large messages. */
+static size_t body_size = 600;
+
 /* One capture-like message: uid "u-<k>" and a body that varies with k. */
 static size_t build_msg(uint8_t *out, size_t cap, unsigned k, const char *name)
 {
 	spop_wbuf w;
-	char uid[32], body[600];
+	char uid[32], body[8192];
 	int n;
 	size_t blen;
 
@@ -74,8 +77,8 @@ static size_t build_msg(uint8_t *out, size_t cap, unsigned k, const char *name)
 	snprintf(uid, sizeof uid, "u-%u", k);
 	n = snprintf(body, sizeof body, "{\"order\":%u,\"customer\":\"c%u\",\"items\":[", k, k % 97);
 	blen = (size_t)n;
-	while (blen + 40 < sizeof body)
-		blen += (size_t)snprintf(body + blen, sizeof body - blen,
+	while (blen + 40 < body_size)
+		blen += (size_t)snprintf(body + blen, body_size - blen,
 		                         "{\"sku\":%u,\"qty\":%u},", (k * 7 + (unsigned)blen) % 1000,
 		                         (unsigned)blen % 9);
 	spop_put_name(&w, name, strlen(name));
@@ -109,7 +112,7 @@ struct submitter {
 static void *submit_run(void *arg)
 {
 	struct submitter *t = arg;
-	uint8_t buf[4096];
+	uint8_t buf[20000];
 	size_t lens[2];
 	unsigned i;
 
@@ -147,7 +150,7 @@ static int verify_cb(uint64_t seq, const void *val, size_t len, void *user)
 	struct verify *v = user;
 	record_view view;
 	record_hdr h;
-	uint8_t want[4096];
+	uint8_t want[20000];
 	size_t lens[2], off;
 	unsigned k, idx;
 	char err[200];
@@ -399,6 +402,42 @@ static void test_full(void)
 	done_free(&d);
 }
 
+/* Messages larger than 4 KiB: the sample buffer fills before the sample
+ * count is reached, and training must still start (a bug once). */
+static void test_large_samples(void)
+{
+	spool_sink_config c = sink_cfg();
+	spool_sink_stats st;
+	struct done_log d;
+	char err[256], cmd[300];
+	spool *sp;
+	sink *s;
+	int i;
+
+	snprintf(cmd, sizeof cmd, "rm -rf %s/*", dir);
+	if (system(cmd) != 0)
+		tap_diag("cannot empty %s", dir);
+	sp = open_spool(0);
+	body_size = 5000;
+	c.dict_samples = 1000000;           /* never reached: the buffer fills first */
+	done_init(&d, NTHREADS * PER_THREAD);
+	s = spool_sink_new(sp, &c, err, sizeof err);
+	run_load(s, &d, 0);
+	wait_done(&d, NTHREADS * PER_THREAD);
+	for (i = 0; i < 100; i++) {
+		spool_sink_get_stats(s, &st);
+		if (st.dict_id)
+			break;
+		usleep(100000);
+	}
+	tap_ok(st.dict_id != 0, "with ~5 KB messages a dictionary is trained once the "
+	       "sample buffer is full");
+	s->destroy(s);
+	spool_close(sp);
+	done_free(&d);
+	body_size = 600;
+}
+
 int main(void)
 {
 	char cmd[300];
@@ -411,6 +450,7 @@ int main(void)
 	test_commit_mode();
 	test_empty_and_receipt();
 	test_full();
+	test_large_samples();
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		tap_diag("cannot remove %s", dir);
