@@ -75,7 +75,7 @@ modes() {
 }
 
 disk() {
-	echo "## Bytes on disk per message (200,000 messages, process mode)"
+	echo "## Bytes on disk per message (3 s of load at full rate, process mode)"
 	echo "| message | dictionary | records | value bytes/msg | LMDB pages bytes/msg | ratio |"
 	echo "| --- | --- | ---: | ---: | ---: | ---: |"
 	for size in 1024 8192; do

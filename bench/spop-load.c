@@ -332,8 +332,9 @@ static void on_agent_hello(struct conn *c, const spop_frame *f, int64_t now)
 	}
 	c->max_frame = (uint32_t)h.max_frame_size;
 	if (c->w->gen.max_frame - 4 > c->max_frame) {
-		conn_err(c, "NOTIFYs of up to %zu bytes exceed the agent's max-frame-size %u; "
-		         "lower --size", c->w->gen.max_frame - 4, c->max_frame);
+		conn_err(c, "NOTIFYs of up to %zu bytes exceed the agent's max-frame-size %u "
+		         "(its answer to our %u); lower --size", c->w->gen.max_frame - 4,
+		         c->max_frame, o.max_frame);
 		conn_close(c);
 		return;
 	}
@@ -1004,6 +1005,12 @@ int main(int argc, char **argv)
 			fprintf(stderr, "spop-load: %s\n", err);
 			return 1;
 		}
+	}
+	if (ws[0].gen.max_frame - 4 > o.max_frame) {
+		fprintf(stderr, "spop-load: NOTIFYs of up to %zu bytes do not fit the announced "
+		        "max-frame-size %u: lower --size or raise --max-frame-size\n",
+		        ws[0].gen.max_frame - 4, o.max_frame);
+		return 2;
 	}
 	if (o.json == 0)
 		fprintf(stderr, "spop-load: %s, %u thread%s, %u connection%s x %u in flight, "

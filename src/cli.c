@@ -57,8 +57,8 @@ int cli_decode(cli_spool *c, const void *val, size_t len, record_view *v,
 	                       NULL, v, detail, sizeof detail);
 
 	if (rc != 0)
-		snprintf(why, whylen, "%s%s%s", record_strerror(rc),
-		         detail[0] ? ": " : "", detail);
+		/* the detail, when there is one, already starts with the error */
+		snprintf(why, whylen, "%s", detail[0] ? detail : record_strerror(rc));
 	return rc;
 }
 

@@ -176,8 +176,8 @@ static int hook_validate(const void *val, size_t len, char *why, size_t whylen,
 	               : RECORD_ENOMEM;
 	pthread_mutex_unlock(&dc->mu);
 	if (rc != 0)
-		snprintf(why, whylen, "%s%s%s", record_strerror(rc),
-		         detail[0] ? ": " : "", detail);
+		/* the detail, when there is one, already starts with the error */
+		snprintf(why, whylen, "%s", detail[0] ? detail : record_strerror(rc));
 	return rc != 0;
 }
 

@@ -438,6 +438,61 @@ static void test_large_samples(void)
 	body_size = 600;
 }
 
+static int corrupt_cb(uint64_t seq, int in_dlq, const char *why, void *user)
+{
+	char *out = user;
+
+	snprintf(out, 256, "seq %llu%s: %s", (unsigned long long)seq,
+	         in_dlq ? " (dead letter)" : "", why);
+	return 0;
+}
+
+/* A real record whose zstd frame is damaged fails its checksum, goes to the
+ * dead-letter table as "corrupt" (never deleted), and the others stay. */
+static void test_corrupt_record(void)
+{
+	spool_config cfg;
+	spool *sp = NULL;
+	dictcache *dc = dictcache_new(0);
+	record_cctx *cc = record_cctx_new(3, NULL, 0);
+	record_buf good = { 0 }, bad = { 0 };
+	record_meta m = { .recv_ns = 1795670945000000000LL, .sid = 1, .fid = 1 };
+	uint8_t msg[4096];
+	spool_item items[2];
+	spool_append_result res[2];
+	spool_stats st;
+	char err[512], why[256] = "", cmd[300];
+	size_t n = build_msg(msg, sizeof msg, 1, "cap-req");
+
+	snprintf(cmd, sizeof cmd, "rm -rf %s/*", dir);
+	if (system(cmd) != 0)
+		tap_diag("cannot empty %s", dir);
+	memset(&cfg, 0, sizeof cfg);
+	dictcache_hooks(dc, &cfg.hooks);
+	spool_open(&sp, dir, &cfg, SPOOL_MODE_AGENT, err, sizeof err);
+	record_encode(cc, NULL, &m, msg, n, &good);
+	record_encode(cc, NULL, &m, msg, n, &bad);
+	bad.data[bad.len / 2] ^= 0x40;              /* inside the compressed data */
+	items[0] = (spool_item){ good.data, good.len };
+	items[1] = (spool_item){ bad.data, bad.len };
+	spool_append(sp, items, 2, res);
+	tap_is_int(spool_verify(sp, SPOOL_VERIFY_DLQ_CORRUPT, corrupt_cb, why), 1,
+	           "a damaged record fails verification (%s)", why);
+	spool_stat(sp, &st);
+	tap_ok(st.records == 1 && st.dlq_records == 1 &&
+	       st.dlq_by_reason[SPOOL_DLQ_CORRUPT] == 1,
+	       "it is moved to the dead-letter table as corrupt; the good one stays");
+	why[0] = 0;
+	tap_is_int(spool_verify(sp, 0, corrupt_cb, why), 1, "verify then finds it only among "
+	           "the dead letters");
+	tap_ok(strstr(why, "(dead letter)") != NULL, "... %s", why);
+	spool_close(sp);
+	record_cctx_free(cc);
+	record_buf_free(&good);
+	record_buf_free(&bad);
+	dictcache_free(dc);
+}
+
 int main(void)
 {
 	char cmd[300];
@@ -451,6 +506,7 @@ int main(void)
 	test_empty_and_receipt();
 	test_full();
 	test_large_samples();
+	test_corrupt_record();
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		tap_diag("cannot remove %s", dir);
