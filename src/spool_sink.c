@@ -668,6 +668,16 @@ static void ss_summary(sink *base, char *buf, size_t len)
 	         st.dict_id);
 }
 
+/* Sets *flag under mu, wakes the thread waiting on cv, and joins it. */
+static void stop_thread(pthread_mutex_t *mu, pthread_cond_t *cv, int *flag, pthread_t th)
+{
+	pthread_mutex_lock(mu);
+	*flag = 1;
+	pthread_cond_broadcast(cv);
+	pthread_mutex_unlock(mu);
+	pthread_join(th, NULL);
+}
+
 static void ss_destroy(sink *base)
 {
 	ssink *s = (ssink *)base;
@@ -676,25 +686,11 @@ static void ss_destroy(sink *base)
 	if (!s)
 		return;
 	/* The writer drains the queue before it exits: every job completes. */
-	pthread_mutex_lock(&s->mu);
-	s->stop = 1;
-	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->mu);
-	pthread_join(s->writer, NULL);
-	if (s->has_syncer) {
-		pthread_mutex_lock(&s->smu);
-		s->sstop = 1;
-		pthread_cond_broadcast(&s->scv);
-		pthread_mutex_unlock(&s->smu);
-		pthread_join(s->syncer, NULL);
-	}
-	if (s->has_trainer) {
-		pthread_mutex_lock(&s->tmu);
-		s->tstop = 1;
-		pthread_cond_broadcast(&s->tcv);
-		pthread_mutex_unlock(&s->tmu);
-		pthread_join(s->trainer, NULL);
-	}
+	stop_thread(&s->mu, &s->cv, &s->stop, s->writer);
+	if (s->has_syncer)
+		stop_thread(&s->smu, &s->scv, &s->sstop, s->syncer);
+	if (s->has_trainer)
+		stop_thread(&s->tmu, &s->tcv, &s->tstop, s->trainer);
 	for (i = 0; i < s->cfg.workers; i++) {
 		record_cctx_free(s->w[i].cctx);
 		record_buf_free(&s->w[i].buf);
@@ -803,13 +799,8 @@ sink *spool_sink_new(spool *sp, const spool_sink_config *c, char *err, size_t er
 	return &s->base;
 
 fail_trainer:
-	if (s->has_trainer) {
-		pthread_mutex_lock(&s->tmu);
-		s->tstop = 1;
-		pthread_cond_broadcast(&s->tcv);
-		pthread_mutex_unlock(&s->tmu);
-		pthread_join(s->trainer, NULL);
-	}
+	if (s->has_trainer)
+		stop_thread(&s->tmu, &s->tcv, &s->tstop, s->trainer);
 fail:
 	if (s->w)
 		for (i = 0; i < s->cfg.workers; i++)

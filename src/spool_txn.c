@@ -190,7 +190,8 @@ int spool_state_store(spool *sp, MDB_txn *txn, const uint64_t *st, size_t words)
 	return 0;
 }
 
-int spool_first_key(MDB_txn *txn, MDB_dbi dbi, uint64_t *k)
+/* The first or last key of a table (0 when it is empty). */
+static int edge_key(MDB_txn *txn, MDB_dbi dbi, MDB_cursor_op op, uint64_t *k)
 {
 	MDB_cursor *c;
 	MDB_val key, val;
@@ -200,28 +201,21 @@ int spool_first_key(MDB_txn *txn, MDB_dbi dbi, uint64_t *k)
 	rc = mdb_cursor_open(txn, dbi, &c);
 	if (rc)
 		return rc;
-	rc = mdb_cursor_get(c, &key, &val, MDB_FIRST);
+	rc = mdb_cursor_get(c, &key, &val, op);
 	if (rc == 0)
 		*k = spool_keyu64(&key);
 	mdb_cursor_close(c);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+int spool_first_key(MDB_txn *txn, MDB_dbi dbi, uint64_t *k)
+{
+	return edge_key(txn, dbi, MDB_FIRST, k);
+}
+
 int spool_last_key(MDB_txn *txn, MDB_dbi dbi, uint64_t *k)
 {
-	MDB_cursor *c;
-	MDB_val key, val;
-	int rc;
-
-	*k = 0;
-	rc = mdb_cursor_open(txn, dbi, &c);
-	if (rc)
-		return rc;
-	rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
-	if (rc == 0)
-		*k = spool_keyu64(&key);
-	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	return edge_key(txn, dbi, MDB_LAST, k);
 }
 
 int spool_q_del_first(MDB_cursor *c, uint64_t *key, uint64_t *bytes)
