@@ -652,9 +652,14 @@ static void test_file_structure(void)
 	cfg_free(&c);
 	/* An indented line continues the previous key's value (inih). */
 	load_text(&c, "[agent]\nthreads = 3\n  max-connections = 10\n", err, sizeof err);
-	is_err(err, 3, "[agent] threads: 'max-connections = 10' is not a number (this "
-	       "line is indented, so it continues threads; remove the indentation)",
-	       "an indented key line gets a hint");
+	is_err(err, 3, "[agent] 'max-connections = 10' is indented, so it is read as a "
+	       "second value for threads; remove the indentation",
+	       "an indented key line is refused, naming the key it would change");
+	cfg_free(&c);
+	/* ...even when the indented text would be a valid value (was silent). */
+	load_text(&c, "[spool]\ndir = /x\n  none\n", err, sizeof err);
+	is_err(err, 3, "[spool] 'none' is indented, so it is read as a second value for dir; "
+	       "remove the indentation", "an indented valid value is refused too");
 	cfg_free(&c);
 
 	/* The longest line inih reads whole is 198 characters + newline. */
