@@ -213,7 +213,7 @@ static void print_text(cli_spool *c, const spool_stats *st, const struct ratio *
 	if (st->first_pending_seq) {
 		event_time_format(t, st->first_pending_time_ns);
 		cli_fmt_age(age, sizeof age, now - st->first_pending_time_ns);
-		printf("oldest pending seq %" PRIu64 ", captured %s (%s ago)\n",
+		printf("first pending  seq %" PRIu64 ", captured %s (%s ago)\n",
 		       st->first_pending_seq, st->first_pending_time_ns > 0 ? t : "?", age);
 	}
 	if (st->last_seq) {
