@@ -285,3 +285,26 @@ void agentd_dump_log(const agentd *d, int max_lines)
 	free(starts);
 	fclose(f);
 }
+
+void agentd_cli_exe(const char *daemon_exe, char *buf, size_t len)
+{
+	const char *slash = strrchr(daemon_exe, '/');
+
+	if (slash)
+		snprintf(buf, len, "%.*s/spoolcap", (int)(slash - daemon_exe), daemon_exe);
+	else
+		snprintf(buf, len, "spoolcap");
+}
+
+void agentd_cleanup_dir(const char *dir, int failed)
+{
+	char cmd[1100];
+
+	if (failed) {
+		printf("# kept %s for inspection\n", dir);
+		return;
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", dir);
+}

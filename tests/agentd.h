@@ -22,6 +22,11 @@ typedef struct agentd {
  * src/spoolcapd next to the test's own directory (argv0). */
 const char *agentd_exe(const char *argv0, char *buf, size_t len);
 
+/* The spoolcap CLI next to the spoolcapd found by agentd_exe. */
+void agentd_cli_exe(const char *daemon_exe, char *buf, size_t len);
+/* Removes a test's scratch directory, or keeps it (and says so as a TAP
+ * diagnostic) when the test failed, for inspection. */
+void agentd_cleanup_dir(const char *dir, int failed);
 /* Reserves nothing: returns a port that was free a moment ago, or 0. */
 unsigned agentd_free_port(void);
 

@@ -100,7 +100,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	agentd_exe(argv[0], exe, sizeof exe);
-	snprintf(cli, sizeof cli, "%.*s/spoolcap", (int)(strrchr(exe, '/') - exe), exe);
+	agentd_cli_exe(exe, cli, sizeof cli);
 	snprintf(spool, sizeof spool, "%s/spool", tmp);
 	snprintf(log, sizeof log, "%s/agent.log", tmp);
 	if (agentd_start(&d, exe, log, args, 10000, err, sizeof err) < 0) {
@@ -191,12 +191,6 @@ int main(int argc, char **argv)
 	tap_is_int(run(cmd, out, sizeof out), 0, "dump --help exits 0");
 	tap_ok(strstr(out, "--from") && strstr(out, "--limit"), "dump --help lists its options");
 
-	if (tap_failed == 0) {
-		snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-		if (system(cmd) != 0)
-			tap_diag("could not remove %s", tmp);
-	} else {
-		tap_diag("kept %s for inspection", tmp);
-	}
+	agentd_cleanup_dir(tmp, tap_failed);
 	return tap_done(0);
 }

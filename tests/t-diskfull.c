@@ -305,7 +305,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	char tmp[] = "/tmp/t-diskfull-XXXXXX", cmd[300];
+	char tmp[] = "/tmp/t-diskfull-XXXXXX";
 
 	(void)argc;
 	if (!mkdtemp(tmp)) {
@@ -313,16 +313,10 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	agentd_exe(argv[0], exe, sizeof exe);
-	snprintf(cli, sizeof cli, "%.*s/spoolcap", (int)(strrchr(exe, '/') - exe), exe);
+	agentd_cli_exe(exe, cli, sizeof cli);
 	test_policy(tmp, "drop-newest");
 	test_policy(tmp, "drop-oldest");
 	test_disk_full(tmp);
-	if (tap_failed == 0) {
-		snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-		if (system(cmd) != 0)
-			tap_diag("could not remove %s", tmp);
-	} else {
-		tap_diag("kept %s for inspection", tmp);
-	}
+	agentd_cleanup_dir(tmp, tap_failed);
 	return tap_done(0);
 }

@@ -192,7 +192,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	agentd_exe(argv[0], exe, sizeof exe);
-	snprintf(cli, sizeof cli, "%.*s/spoolcap", (int)(strrchr(exe, '/') - exe), exe);
+	agentd_cli_exe(exe, cli, sizeof cli);
 	snprintf(spooldir, sizeof spooldir, "%s/spool", tmp);
 	snprintf(log, sizeof log, "%s/agent.log", tmp);
 	snprintf(dump, sizeof dump, "%s/dump.ndjson", tmp);
@@ -290,13 +290,7 @@ int main(int argc, char **argv)
 	tap_is_int(unknown, 0, "nothing unknown is in the spool");
 	tap_ok(order_ok, "sequence numbers increase across restarts (never reused)");
 
-	if (tap_failed == 0) {
-		snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-		if (system(cmd) != 0)
-			tap_diag("could not remove %s", tmp);
-	} else {
-		tap_diag("kept %s for inspection", tmp);
-	}
+	agentd_cleanup_dir(tmp, tap_failed);
 	for (i = 0; i < NCLIENTS; i++) {
 		free(cl[i].acked);
 		free(seen[i]);
