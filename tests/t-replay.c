@@ -1,0 +1,594 @@
+/* t-replay.c -- the delivery engine end to end: a spool written by the real
+ * spoolcapd is drained by replay.c into tests/receiver.py, healthy and
+ * through scripted failures (503s, 429 + Retry-After, rejected ids,
+ * refused connections). Checks: every id delivered exactly once (or
+ * dead-lettered when rejected), the cursor moved, nothing pending, and the
+ * POSTed bytes equal `spoolcap dump` of the same records. No timed
+ * assertions beyond a generous lower bound for Retry-After. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agentd.h"
+#include "spop_client.h"
+#include "spoolcap/dictcache.h"
+#include "spoolcap/log.h"
+#include "spoolcap/replay.h"
+#include "tap.h"
+
+#define N      500
+#define BATCH  50
+
+static char exe[512], cli[512], py[512], rxpy[600], tmp[] = "/tmp/t-replay-XXXXXX";
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- the spool: N NOTIFYs through the real daemon ---- */
+
+static int feed(unsigned port, unsigned n)
+{
+	uint8_t buf[512], hello[256];
+	spc_hello_opts ho = spc_hello_default(16380, "pipelining");
+	spc_conn c;
+	spc_frame fr;
+	unsigned k;
+	size_t len;
+
+	if (spc_connect_tcp(&c, "127.0.0.1", port, 2000) < 0)
+		return -1;
+	len = spc_build_hello(hello, sizeof hello, &ho);
+	if (spc_send(&c, hello, len, 2000) < 0 || spc_read_frame(&c, &fr, 5000) != SPC_FRAME)
+		return -1;
+	for (k = 1; k <= n; k++) {
+		char uid[32];
+
+		snprintf(uid, sizeof uid, "u%u", k);
+		len = spc_build_notify_uid(buf, sizeof buf, k, 1, "cap-req", uid);
+		if (spc_send(&c, buf, len, 2000) < 0 || spc_read_frame(&c, &fr, 5000) != SPC_FRAME ||
+		    fr.f.type != SPOP_FRAME_ACK) {
+			spc_close(&c);
+			return -1;
+		}
+	}
+	spc_close(&c);
+	return 0;
+}
+
+/* Makes tmp/<name>/spool with n records; 0 or -1. */
+static int make_spool(const char *name, unsigned n, char *dir, size_t dirlen)
+{
+	char log[700], err[512];
+	const char *args[] = { "--spool", dir, "--log-level", "warn", NULL };
+	agentd d;
+	int ok;
+
+	snprintf(dir, dirlen, "%s/%s", tmp, name);
+	snprintf(log, sizeof log, "%s/%s.agent.log", tmp, name);
+	if (agentd_start(&d, exe, log, args, 10000, err, sizeof err) < 0) {
+		tap_diag("spoolcapd: %s", err);
+		return -1;
+	}
+	ok = feed(d.port, n) == 0;
+	if (agentd_stop(&d, 10000) != 0)
+		ok = 0;
+	if (!ok)
+		agentd_dump_log(&d, 20);
+	return ok ? 0 : -1;
+}
+
+/* ---- receivers ---- */
+
+struct rx {
+	pid_t    pid;
+	unsigned port, cport;
+	char     rec[700], err[700];
+};
+
+static unsigned read_port(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	unsigned p = 0;
+
+	if (f) {
+		if (fscanf(f, "%u", &p) != 1)
+			p = 0;
+		fclose(f);
+	}
+	return p;
+}
+
+/* script: receiver.py (with control port) or the body-capture script. */
+static int rx_start(struct rx *x, const char *name, int capture)
+{
+	char pf[700], cpf[700], cap[700];
+	double t0;
+
+	memset(x, 0, sizeof *x);
+	snprintf(pf, sizeof pf, "%s/%s.port", tmp, name);
+	snprintf(cpf, sizeof cpf, "%s/%s.cport", tmp, name);
+	snprintf(x->rec, sizeof x->rec, "%s/%s.rec", tmp, name);
+	snprintf(x->err, sizeof x->err, "%s/%s.err", tmp, name);
+	snprintf(cap, sizeof cap, "%s/capture.py", tmp);
+	x->pid = fork();
+	if (x->pid < 0)
+		return -1;
+	if (x->pid == 0) {
+		FILE *e = freopen(x->err, "w", stderr);
+
+		(void)e;
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (capture)
+			execl(py, py, cap, pf, x->rec, (char *)NULL);
+		else
+			execl(py, py, rxpy, "--port-file", pf, "--control-port-file", cpf,
+			      "--record", x->rec, (char *)NULL);
+		_exit(127);
+	}
+	for (t0 = now_s(); now_s() - t0 < 15; usleep(20000)) {
+		x->port = read_port(pf);
+		x->cport = capture ? 1 : read_port(cpf);
+		if (x->port && x->cport)
+			return 0;
+		if (waitpid(x->pid, NULL, WNOHANG) == x->pid) {
+			x->pid = 0;
+			break;
+		}
+	}
+	tap_diag("receiver %s did not start (see %s)", name, x->err);
+	return -1;
+}
+
+static void rx_stop(struct rx *x)
+{
+	double t0;
+
+	if (x->pid <= 0)
+		return;
+	kill(x->pid, SIGTERM);
+	for (t0 = now_s(); now_s() - t0 < 10; usleep(10000))
+		if (waitpid(x->pid, NULL, WNOHANG) == x->pid) {
+			x->pid = 0;
+			return;
+		}
+	kill(x->pid, SIGKILL);
+	waitpid(x->pid, NULL, 0);
+	x->pid = 0;
+}
+
+/* POST /_control on the control port; 0 if the receiver answered 200. */
+static int rx_control(const struct rx *x, const char *cmd)
+{
+	struct sockaddr_in a;
+	char req[1024], resp[512];
+	ssize_t n, got = 0;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), rc = -1;
+	struct timeval tv = { 5, 0 };
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)x->cport);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	n = snprintf(req, sizeof req, "POST /_control HTTP/1.0\r\nContent-Type: text/plain\r\n"
+	             "Content-Length: %zu\r\n\r\n%s", strlen(cmd), cmd);
+	if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, req, (size_t)n) == n) {
+		while (got < (ssize_t)sizeof resp - 1 &&
+		       (n = read(fd, resp + got, sizeof resp - 1 - (size_t)got)) > 0)
+			got += n;
+		resp[got] = 0;
+		rc = strncmp(resp, "HTTP/1.0 200", 12) == 0 || strncmp(resp, "HTTP/1.1 200", 12) == 0
+		     ? 0 : -1;
+		if (rc)
+			tap_diag("control '%s' answered: %.80s", cmd, resp);
+	}
+	close(fd);
+	return rc;
+}
+
+/* Counts 2xx lines per seq in a receiver.py record file: ok[seq] (1..N).
+ * Returns the number of lines, -1 if unreadable. */
+static int rx_tally(const struct rx *x, const char *uuid, unsigned *ok, unsigned *bad)
+{
+	FILE *f = fopen(x->rec, "r");
+	char line[512], id[200], key[200], nd[8];
+	int status, lines = 0;
+	size_t ul = strlen(uuid);
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f)) {
+		unsigned long seq;
+
+		if (sscanf(line, "%d %199s %199s %7s", &status, id, key, nd) != 4 ||
+		    strncmp(id, uuid, ul) != 0 || id[ul] != '-') {
+			(*bad)++;
+			continue;
+		}
+		seq = strtoul(id + ul + 1, NULL, 10);
+		if (seq < 1 || seq > N) {
+			(*bad)++;
+			continue;
+		}
+		if (status >= 200 && status < 300)
+			ok[seq]++;
+		lines++;
+	}
+	fclose(f);
+	return lines;
+}
+
+/* ---- one scenario ---- */
+
+struct run {
+	char       dir[600];
+	spool     *sp;
+	dictcache *dc;
+	replay    *r;
+	char       uuid[SPOOL_UUID_STR_LEN];
+	double     secs;
+	int        rc;
+};
+
+static int run_open(struct run *u, const char *name, const struct rx *x)
+{
+	char err[512], url[128];
+	replay_config c;
+
+	memset(u, 0, sizeof *u);
+	if (make_spool(name, N, u->dir, sizeof u->dir) < 0)
+		return -1;
+	if (spool_open(&u->sp, u->dir, NULL, SPOOL_MODE_CLIENT, err, sizeof err) < 0) {
+		tap_diag("spool_open: %s", err);
+		return -1;
+	}
+	snprintf(u->uuid, sizeof u->uuid, "%s", spool_uuid(u->sp));
+	u->dc = dictcache_new(0);
+	if (!u->dc || dictcache_load(u->dc, u->sp, err, sizeof err) < 0) {
+		tap_diag("dictcache: %s", err);
+		return -1;
+	}
+	memset(&c, 0, sizeof c);
+	snprintf(url, sizeof url, "http://127.0.0.1:%u/events", x->port);
+	c.url = url;
+	c.batch_max_events = BATCH;
+	c.linger = -1;
+	c.backoff_base_ms = 50;      /* keep the test short */
+	c.backoff_cap_ms = 400;
+	c.connect_timeout_ms = 2000;
+	c.total_timeout_ms = 10000;
+	u->r = replay_new(u->sp, u->dc, &c, err, sizeof err);
+	if (!u->r) {
+		tap_diag("replay_new: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void run_drain(struct run *u)
+{
+	double t0 = now_s();
+
+	u->rc = replay_run_until_drained(u->r, 40);
+	u->secs = now_s() - t0;
+}
+
+static void run_close(struct run *u)
+{
+	replay_free(u->r);
+	dictcache_free(u->dc);
+	if (u->sp)
+		spool_close(u->sp);
+	u->r = NULL;
+	u->dc = NULL;
+	u->sp = NULL;
+}
+
+/* Checks shared by every scenario: drained, cursor at N, nothing pending;
+ * every seq not in skip[] delivered (exactly once when once). */
+static void check_delivered(const char *what, struct run *u, const struct rx *x,
+                            const uint64_t *skip, size_t nskip, int once)
+{
+	static unsigned ok[N + 1];
+	unsigned bad = 0, missing = 0, dups = 0, wrong = 0, s;
+	spool_stats st;
+	int rc;
+	size_t i;
+
+	tap_is_int(u->rc, 0, "%s: replay_run_until_drained returns 0 (%.2f s)", what, u->secs);
+	memset(ok, 0, sizeof ok);
+	tap_ok(rx_tally(x, u->uuid, ok, &bad) > 0 && bad == 0,
+	       "%s: the record file lists our ids (%u foreign lines)", what, bad);
+	for (s = 1; s <= N; s++) {
+		int skipped = 0;
+
+		for (i = 0; i < nskip; i++)
+			skipped |= skip[i] == s;
+		if (skipped)
+			wrong += ok[s] != 0;
+		else if (ok[s] == 0)
+			missing++;
+		else if (ok[s] > 1)
+			dups++;
+	}
+	tap_is_int(missing, 0, "%s: every event delivered", what);
+	if (once)
+		tap_is_int(dups, 0, "%s: each id exactly once", what);
+	else
+		tap_diag("%s: %u duplicate deliveries (allowed)", what, dups);
+	tap_is_int(wrong, 0, "%s: no dead-lettered id delivered", what);
+	memset(&st, 0, sizeof st);
+	rc = spool_stat(u->sp, &st);
+	tap_ok(rc == 0 && st.records == 0 && st.cursor == N,
+	       "%s: nothing pending, cursor at %d (pending %" PRIu64 ", cursor %" PRIu64 ")",
+	       what, N, st.records, st.cursor);
+}
+
+struct dlq_seen {
+	uint64_t seq[16];
+	int      status[16], reason[16];
+	size_t   n;
+};
+
+static int dlq_cb(const spool_dlq_entry *e, void *user)
+{
+	struct dlq_seen *d = user;
+
+	if (d->n < 16) {
+		d->seq[d->n] = e->seq;
+		d->status[d->n] = e->info.http_status;
+		d->reason[d->n] = e->info.reason;
+	}
+	d->n++;
+	return 0;
+}
+
+struct later {
+	const struct rx *x;
+	const char *cmd;
+	unsigned ms;
+	int rc;
+};
+
+static void *later_fn(void *arg)
+{
+	struct later *l = arg;
+
+	usleep(l->ms * 1000u);
+	l->rc = rx_control(l->x, l->cmd);
+	return NULL;
+}
+
+static const char capture_py[] =
+	"import http.server, os, sys\n"
+	"class H(http.server.BaseHTTPRequestHandler):\n"
+	"    protocol_version = 'HTTP/1.1'\n"
+	"    def do_POST(self):\n"
+	"        b = self.rfile.read(int(self.headers.get('Content-Length', '0')))\n"
+	"        with open(sys.argv[2], 'ab') as f:\n"
+	"            f.write(b)\n"
+	"        self.send_response(200)\n"
+	"        self.send_header('Content-Length', '0')\n"
+	"        self.end_headers()\n"
+	"    def log_message(self, *a):\n"
+	"        pass\n"
+	"s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)\n"
+	"open(sys.argv[1] + '.tmp', 'w').write(str(s.server_address[1]))\n"
+	"os.rename(sys.argv[1] + '.tmp', sys.argv[1])\n"
+	"s.serve_forever()\n";
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *b = NULL;
+	long n;
+
+	*len = 0;
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+	    (b = malloc((size_t)n + 1)) && fread(b, 1, (size_t)n, f) == (size_t)n)
+		*len = (size_t)n;
+	fclose(f);
+	return b;
+}
+
+int main(int argc, char **argv)
+{
+	const char *top = getenv("top_srcdir"), *p = getenv("PYTHON3");
+	struct run u;
+	struct rx x;
+	char path[800], cmd[2200];
+	FILE *f;
+
+	(void)argc;
+	snprintf(py, sizeof py, "%s", p && *p ? p : "/usr/bin/python3");
+	if (access(py, X_OK) != 0) {
+		printf("1..0 # SKIP no python3 (%s) for tests/receiver.py\n", py);
+		return 0;
+	}
+	if (top && *top)
+		snprintf(rxpy, sizeof rxpy, "%s/tests/receiver.py", top);
+	else
+		snprintf(rxpy, sizeof rxpy, "%.*s/receiver.py",
+		         (int)(strrchr(argv[0], '/') ? strrchr(argv[0], '/') - argv[0] : 1),
+		         strrchr(argv[0], '/') ? argv[0] : ".");
+	if (access(rxpy, R_OK) != 0) {
+		printf("1..0 # SKIP %s not found (set top_srcdir)\n", rxpy);
+		return 0;
+	}
+	if (!mkdtemp(tmp)) {
+		printf("1..0 # SKIP cannot create a temporary directory\n");
+		return 0;
+	}
+	agentd_exe(argv[0], exe, sizeof exe);
+	agentd_cli_exe(exe, cli, sizeof cli);
+	log_set_level(LOGL_ERROR);      /* the failures below are expected */
+	snprintf(path, sizeof path, "%s/capture.py", tmp);
+	f = fopen(path, "w");
+	if (!f || fputs(capture_py, f) < 0 || fclose(f) != 0) {
+		printf("1..0 # SKIP cannot write %s\n", path);
+		return 0;
+	}
+
+	/* (1) healthy: all N once, cursor moved. */
+	if (rx_start(&x, "rx1", 0) == 0 && run_open(&u, "s1", &x) == 0) {
+		const replay_stats *st;
+
+		run_drain(&u);
+		st = replay_get_stats(u.r);
+		check_delivered("healthy", &u, &x, NULL, 0, 1);
+		tap_is_int(st->events_delivered, N, "healthy: stats count %d events", N);
+		tap_ok(st->batches_ok >= N / BATCH, "healthy: %" PRIu64 " batches of <= %d",
+		       st->batches_ok, BATCH);
+		tap_diag("healthy: %d events in %.3f s = %.0f events/s, %" PRIu64 " body bytes",
+		         N, u.secs, N / u.secs, st->bytes_sent);
+	} else {
+		tap_ok(0, "healthy: set-up");
+	}
+	run_close(&u);
+	rx_stop(&x);
+
+	/* (1b) the POSTed bytes are `spoolcap dump` of the same records. */
+	if (rx_start(&x, "cap", 1) == 0 && run_open(&u, "s1b", &x) == 0) {
+		char *want, *got;
+		size_t wl, gl;
+
+		snprintf(cmd, sizeof cmd, "'%s' dump '%s' > '%s/s1b.dump'", cli, u.dir, tmp);
+		tap_is_int(system(cmd), 0, "bytes: spoolcap dump before delivery");
+		run_drain(&u);
+		tap_is_int(u.rc, 0, "bytes: drained");
+		rx_stop(&x);
+		snprintf(path, sizeof path, "%s/s1b.dump", tmp);
+		want = slurp(path, &wl);
+		got = slurp(x.rec, &gl);
+		tap_ok(want && got && wl > 0 && wl == gl && memcmp(want, got, wl) == 0,
+		       "bytes: POST bodies concatenated == spoolcap dump (%zu vs %zu bytes)", gl, wl);
+		free(want);
+		free(got);
+	} else {
+		tap_ok(0, "bytes: set-up");
+	}
+	run_close(&u);
+	rx_stop(&x);
+
+	/* (2) 503 three times, then ok. */
+	if (rx_start(&x, "rx2", 0) == 0 && run_open(&u, "s2", &x) == 0) {
+		tap_is_int(rx_control(&x, "status 503 for 3"), 0, "503: receiver scripted");
+		run_drain(&u);
+		check_delivered("503", &u, &x, NULL, 0, 1);
+		tap_ok(replay_get_stats(u.r)->retries[REPLAY_TRANSIENT] >= 3,
+		       "503: %" PRIu64 " transient retries counted",
+		       replay_get_stats(u.r)->retries[REPLAY_TRANSIENT]);
+	} else {
+		tap_ok(0, "503: set-up");
+	}
+	run_close(&u);
+	rx_stop(&x);
+
+	/* (3) 429 with Retry-After: 1 once: the retry waits >= ~1 s. */
+	if (rx_start(&x, "rx3", 0) == 0 && run_open(&u, "s3", &x) == 0) {
+		tap_is_int(rx_control(&x, "retry-after 1 for 1"), 0, "retry-after: receiver scripted");
+		run_drain(&u);
+		check_delivered("retry-after", &u, &x, NULL, 0, 1);
+		tap_ok(replay_get_stats(u.r)->last_delay_ms >= 1000,
+		       "retry-after: the delay chosen honours it (%" PRIu64 " ms)",
+		       replay_get_stats(u.r)->last_delay_ms);
+		tap_ok(u.secs >= 0.9, "retry-after: the drain took >= ~1 s (%.2f s)", u.secs);
+	} else {
+		tap_ok(0, "retry-after: set-up");
+	}
+	run_close(&u);
+	rx_stop(&x);
+
+	/* (4) two poison ids -> dead letters with 400, the rest delivered. */
+	if (rx_start(&x, "rx4", 0) == 0 && run_open(&u, "s4", &x) == 0) {
+		static const uint64_t poison[2] = { 123, 377 };
+		struct dlq_seen d;
+
+		memset(&d, 0, sizeof d);
+		snprintf(cmd, sizeof cmd, "reject-ids %s-%" PRIu64 " %s-%" PRIu64 " with 400",
+		         u.uuid, poison[0], u.uuid, poison[1]);
+		tap_is_int(rx_control(&x, cmd), 0, "reject: receiver scripted");
+		run_drain(&u);
+		check_delivered("reject", &u, &x, poison, 2, 1);
+		spool_dlq_iterate(u.sp, 0, 0, dlq_cb, &d);
+		tap_is_int(d.n, 2, "reject: two dead letters");
+		tap_ok(d.n == 2 && d.seq[0] == poison[0] && d.seq[1] == poison[1],
+		       "reject: exactly the poison seqs (%" PRIu64 ", %" PRIu64 ")", d.seq[0], d.seq[1]);
+		tap_ok(d.n == 2 && d.status[0] == 400 && d.status[1] == 400 &&
+		       d.reason[0] == SPOOL_DLQ_REJECTED && d.reason[1] == SPOOL_DLQ_REJECTED,
+		       "reject: status 400, reason rejected");
+		tap_is_int(replay_get_stats(u.r)->dead_letters, 2, "reject: stats count 2");
+		tap_ok(replay_get_stats(u.r)->bisect_sends > 0, "reject: bisection used (%" PRIu64
+		       " sub-range POSTs)", replay_get_stats(u.r)->bisect_sends);
+	} else {
+		tap_ok(0, "reject: set-up");
+	}
+	run_close(&u);
+	rx_stop(&x);
+
+	/* (4b) 413 for one id: dead-lettered as too large. */
+	if (rx_start(&x, "rx4b", 0) == 0 && run_open(&u, "s4b", &x) == 0) {
+		static const uint64_t poison[1] = { 250 };
+		struct dlq_seen d;
+
+		memset(&d, 0, sizeof d);
+		snprintf(cmd, sizeof cmd, "reject-ids %s-%" PRIu64 " with 413", u.uuid, poison[0]);
+		tap_is_int(rx_control(&x, cmd), 0, "413: receiver scripted");
+		run_drain(&u);
+		check_delivered("413", &u, &x, poison, 1, 1);
+		spool_dlq_iterate(u.sp, 0, 0, dlq_cb, &d);
+		tap_ok(d.n == 1 && d.seq[0] == poison[0] && d.status[0] == 413 &&
+		       d.reason[0] == SPOOL_DLQ_TOO_LARGE,
+		       "413: one dead letter, seq 250, status 413, reason too_large");
+	} else {
+		tap_ok(0, "413: set-up");
+	}
+	run_close(&u);
+	rx_stop(&x);
+
+	/* (5) connections refused for ~1 s, then ok: nothing lost. */
+	if (rx_start(&x, "rx5", 0) == 0 && run_open(&u, "s5", &x) == 0) {
+		struct later l = { &x, "ok", 1000, -1 };
+		pthread_t t;
+		int started;
+
+		tap_is_int(rx_control(&x, "refuse"), 0, "refuse: receiver scripted");
+		started = pthread_create(&t, NULL, later_fn, &l) == 0;
+		run_drain(&u);
+		if (started)
+			pthread_join(t, NULL);
+		tap_is_int(l.rc, 0, "refuse: switched back to ok after 1 s");
+		check_delivered("refuse", &u, &x, NULL, 0, 0);
+		tap_ok(replay_get_stats(u.r)->retries[REPLAY_TRANSIENT] > 0,
+		       "refuse: %" PRIu64 " transient retries",
+		       replay_get_stats(u.r)->retries[REPLAY_TRANSIENT]);
+	} else {
+		tap_ok(0, "refuse: set-up");
+	}
+	run_close(&u);
+	rx_stop(&x);
+
+	agentd_cleanup_dir(tmp, tap_failed);
+	return tap_done(0);
+}
