@@ -13,44 +13,10 @@
 
 #include "spoolcap/cli.h"
 #include "spoolcap/event.h"
+#include "spoolcap/recbatch.h"
 
 #define BATCH_RECORDS 1000
 #define BATCH_BYTES   (8u << 20)
-
-struct batch {
-	uint8_t  *data;
-	size_t    len, cap;
-	uint64_t  seq[BATCH_RECORDS];
-	size_t    off[BATCH_RECORDS + 1];
-	unsigned  n;
-	int       oom;
-};
-
-static int copy_cb(uint64_t seq, const void *val, size_t len, void *user)
-{
-	struct batch *b = user;
-
-	if (b->len + len > b->cap) {
-		size_t cap = b->cap ? b->cap : 1u << 16;
-		uint8_t *d;
-
-		while (cap < b->len + len)
-			cap *= 2;
-		d = realloc(b->data, cap);
-		if (!d) {
-			b->oom = 1;
-			return 1;
-		}
-		b->data = d;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, val, len);
-	b->seq[b->n] = seq;
-	b->off[b->n] = b->len;
-	b->len += len;
-	b->off[++b->n] = b->len;
-	return 0;
-}
 
 static void usage(FILE *f)
 {
@@ -73,7 +39,7 @@ int cli_dump(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	cli_spool c;
-	struct batch *b;
+	recbatch rb, *b = &rb;
 	json_buf j;
 	uint64_t from = 0, limit = 0, done = 0, after;
 	unsigned bad = 0;
@@ -101,8 +67,7 @@ int cli_dump(int argc, char **argv)
 	}
 	if (cli_open(&c, argv[optind], SPOOL_MODE_READONLY) < 0)
 		return CLI_EXIT_USAGE;
-	b = calloc(1, sizeof *b);
-	if (!b) {
+	if (recbatch_init(b, BATCH_RECORDS) < 0) {
 		fprintf(stderr, "spoolcap dump: out of memory\n");
 		cli_close(&c);
 		return CLI_EXIT_USAGE;
@@ -118,12 +83,11 @@ int cli_dump(int argc, char **argv)
 			want = (size_t)(limit - done);
 		if (want == 0)
 			break;
-		b->n = 0;
-		b->len = 0;
-		n = spool_scan(c.sp, after, want, BATCH_BYTES, copy_cb, b);
-		if (n < 0 || b->oom) {
+		b->max = want;            /* never above BATCH_RECORDS (recbatch_init) */
+		n = recbatch_fill(b, c.sp, after, BATCH_BYTES, 1);
+		if (n < 0) {
 			fprintf(stderr, "spoolcap dump: reading %s failed: %s\n", c.dir,
-			        b->oom ? "out of memory" : spool_errmsg());
+			        n == SPOOL_ENOMEM ? "out of memory" : spool_errmsg());
 			rc = CLI_EXIT_DATA;
 			break;
 		}
@@ -166,8 +130,7 @@ int cli_dump(int argc, char **argv)
 	if (bad && rc == CLI_EXIT_OK)
 		rc = CLI_EXIT_DATA;
 	json_free(&j);
-	free(b->data);
-	free(b);
+	recbatch_free(b);
 	cli_close(&c);
 	return rc;
 }

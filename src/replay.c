@@ -15,6 +15,7 @@
 
 #include "spoolcap/json.h"
 #include "spoolcap/log.h"
+#include "spoolcap/recbatch.h"
 #include "spoolcap/record.h"
 #include "spoolcap/replay.h"
 
@@ -24,14 +25,6 @@
 enum wait_for { WAIT_NONE, WAIT_FETCH, WAIT_RESEND };
 
 /* Raw records copied out of the read transaction. */
-struct rawbatch {
-	uint8_t  *data;
-	size_t    len, cap;
-	uint64_t *seq;
-	size_t   *off;          /* n + 1 offsets */
-	size_t    n, max;
-	int       oom;
-};
 
 struct sockw {
 	ev_io   io;
@@ -59,7 +52,7 @@ struct replay {
 
 	record_dctx   *dctx;
 	record_buf     raw;
-	struct rawbatch rb;
+	recbatch       rb;            /* records copied out of the spool */
 	json_buf       body;          /* NDJSON of the current batch */
 	uint64_t      *seq;           /* seq of event i of the batch */
 	size_t        *off;           /* body offset of event i (n + 1) */
@@ -179,32 +172,6 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *user)
 
 /* ---- reading a batch ---- */
 
-static int copy_cb(uint64_t seq, const void *val, size_t len, void *user)
-{
-	struct rawbatch *b = user;
-
-	if (b->len + len > b->cap) {
-		size_t cap = b->cap ? b->cap : 1u << 16;
-		uint8_t *d;
-
-		while (cap < b->len + len)
-			cap *= 2;
-		d = realloc(b->data, cap);
-		if (!d) {
-			b->oom = 1;
-			return 1;
-		}
-		b->data = d;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, val, len);
-	b->seq[b->n] = seq;
-	b->off[b->n] = b->len;
-	b->len += len;
-	b->off[++b->n] = b->len;
-	return b->n >= b->max;
-}
-
 static void wait_for(replay *r, enum wait_for what, double s)
 {
 	ev_timer_stop(r->loop, &r->wait);
@@ -243,20 +210,16 @@ static int dead_letter(replay *r, uint64_t seq, int reason, long status)
 /* Reads, decodes and renders the next batch; starts sending it, or waits. */
 static void fetch(replay *r)
 {
-	struct rawbatch *b = &r->rb;
+	recbatch *b = &r->rb;
 	size_t i;
 	int n;
 
 	r->n = 0;
 	for (;;) {
-		b->n = 0;
-		b->len = 0;
-		b->oom = 0;
-		n = spool_read(r->sp, 0, r->c.batch_max_events, r->c.batch_max_bytes,
-		               copy_cb, b);
-		if (n < 0 || b->oom) {
+		n = recbatch_fill(b, r->sp, 0, r->c.batch_max_bytes, 0);
+		if (n < 0) {
 			log_msg(LOGL_ERROR, "replay: reading the spool failed: %s; retrying",
-			        b->oom ? "out of memory" : spool_errmsg());
+			        n == SPOOL_ENOMEM ? "out of memory" : spool_errmsg());
 			wait_for(r, WAIT_FETCH, 1.0);
 			return;
 		}
@@ -560,9 +523,7 @@ replay *replay_new(spool *sp, dictcache *dc, const replay_config *c,
 	for (i = 0; r->hdrs && i < c->nheaders; i++)
 		if (!(r->hdrs[i] = strdup(c->headers[i])))
 			break;
-	r->rb.max = r->c.batch_max_events;
-	r->rb.seq = calloc(r->rb.max, sizeof *r->rb.seq);
-	r->rb.off = calloc(r->rb.max + 1, sizeof *r->rb.off);
+	recbatch_init(&r->rb, r->c.batch_max_events);   /* checked below */
 	r->seq = calloc(r->rb.max, sizeof *r->seq);
 	r->off = calloc(r->rb.max + 1, sizeof *r->off);
 	r->dctx = record_dctx_new();
@@ -636,9 +597,7 @@ void replay_free(replay *r)
 			free(r->hdrs[i]);
 	free(r->hdrs);
 	free(r->url);
-	free(r->rb.data);
-	free(r->rb.seq);
-	free(r->rb.off);
+	recbatch_free(&r->rb);
 	free(r->seq);
 	free(r->off);
 	json_free(&r->body);
