@@ -18,8 +18,8 @@ top=$PWD
 jobs=${JOBS:-2}
 
 packages=(autoconf automake libtool pkg-config gcc make
-	libev-dev liblmdb-dev libzstd-dev libcurl4-openssl-dev libinih-dev
-	libmicrohttpd-dev libsystemd-dev haproxy python3 curl)
+	libev-dev liblmdb-dev libzstd-dev libcurl4-openssl-dev libinih-dev libdeflate-dev libssl-dev
+	libmicrohttpd-dev libsystemd-dev haproxy python3 python3-yaml curl openssl zstd)
 
 bold="" off=""
 if [ -t 1 ]; then bold=$(printf '\033[1m'); off=$(printf '\033[0m'); fi

@@ -593,5 +593,8 @@ void agent_get_stats(agent *a, agent_stats *out)
 		for (int i = 0; i < 16; i++)
 			out->disconnects_sent[i] += ld(&c->disconnects_sent[i]);
 		out->haproxy_disconnects += ld(&c->haproxy_disconnects);
+		for (int i = 0; i <= AGENT_ACK_BUCKETS; i++)
+			out->ack_latency[i] += ld(&c->ack_latency[i]);
+		out->ack_latency_sum_ns += ld(&c->ack_latency_sum_ns);
 	}
 }

@@ -31,6 +31,8 @@ struct agent_counters {
 	agent_ctr bytes_in, bytes_out;
 	agent_ctr disconnects_sent[16];
 	agent_ctr haproxy_disconnects;
+	agent_ctr ack_latency[AGENT_ACK_BUCKETS + 1];
+	agent_ctr ack_latency_sum_ns;
 };
 
 struct agent;
@@ -62,6 +64,7 @@ struct pend {
 	struct pend *next;
 	struct conn *c;
 	uint64_t sid, fid;
+	int64_t  t_recv;                  /* CLOCK_MONOTONIC ns, for ACK latency */
 	int      result;
 };
 

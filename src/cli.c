@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "spoolcap/cli.h"
+#include "spoolcap/spool_admin.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +33,10 @@ int cli_open(cli_spool *c, const char *dir, enum spool_mode mode)
 		cli_close(c);
 		return -1;
 	}
+	/* a CLI that writes (dead letters, purge) evicts where the agent would */
+	if (mode == SPOOL_MODE_CLIENT && spool_use_agent_limits(c->sp) < 0)
+		fprintf(stderr, "spoolcap: warning: cannot read the agent's limits: %s\n",
+		        spool_errmsg());
 	if (dictcache_load(c->dc, c->sp, err, sizeof err) < 0)
 		/* Records needing a missing dictionary fail to decode, each with
 		 * its own message; the rest of the spool is still readable. */

@@ -111,6 +111,35 @@ static int64_t realtime_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ACK latency histogram bounds (agent.h): from a page-cache commit
+ * (~100 us) to a stalled disk (seconds). */
+const uint32_t agent_ack_bounds_us[AGENT_ACK_BUCKETS] = {
+	50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,
+	250000, 500000, 1000000, 2500000, 5000000
+};
+
+static void ack_latency(struct worker *w, int64_t t_recv)
+{
+	int64_t ns = mono_ns() - t_recv;
+	uint64_t us;
+	int i;
+
+	if (ns < 0)
+		ns = 0;
+	us = (uint64_t)ns / 1000;
+	for (i = 0; i < AGENT_ACK_BUCKETS && us > agent_ack_bounds_us[i]; i++)
+		;
+	agent_ctr_add(&w->ctr.ack_latency[i], 1);
+	agent_ctr_add(&w->ctr.ack_latency_sum_ns, (uint64_t)ns);
+}
+
 /* ---- lists ---- */
 
 static void list_unlink(struct conn **head, struct conn *c)
@@ -196,11 +225,12 @@ static void conn_close(struct conn *c, int level, const char *fmt, ...)
 	if (level == LOGL_INFO && (c->healthcheck || (c->state == CONN_HELLO && !c->bytes_in)))
 		level = LOGL_DEBUG;
 	if (level <= log_level)
-		log_msg(level, CFMT "closed (%s): %" PRIu64 " frames, %" PRIu64 " notifies, %"
-		        PRIu64 " messages, %" PRIu64 " acks, %" PRIu64 " B in, %" PRIu64
-		        " B out, %.3f s%s", CARG(c), why, c->frames, c->notifies, c->msgs,
-		        c->acks, c->bytes_in, c->bytes_out, ev_now(w->loop) - c->t_start,
-		        c->pending ? ", sink calls pending (their ACKs are dropped)" : "");
+		log_msg(level, CFMT "closed (%s) after %.3f s: %" PRIu64 " notifies, %" PRIu64
+		        " messages, %" PRIu64 " acks%s", CARG(c), why,
+		        ev_now(w->loop) - c->t_start, c->notifies, c->msgs, c->acks,
+		        c->pending ? ", ACKs of pending NOTIFYs dropped" : "");
+	log_debug(CFMT "closed: %" PRIu64 " frames, %" PRIu64 " B in, %" PRIu64 " B out",
+	          CARG(c), c->frames, c->bytes_in, c->bytes_out);
 
 	ev_io_stop(w->loop, &c->rio);
 	ev_io_stop(w->loop, &c->wio);
@@ -380,7 +410,8 @@ static void conn_maybe_resume(struct conn *c)
 
 /* ---- frames ---- */
 
-static void conn_ack(struct conn *c, uint64_t sid, uint64_t fid, int spooled)
+static void conn_ack(struct conn *c, uint64_t sid, uint64_t fid, int spooled,
+                     int64_t t_recv)
 {
 	uint8_t *o = wroom(c, ACK_ROOM);
 	size_t n;
@@ -397,6 +428,7 @@ static void conn_ack(struct conn *c, uint64_t sid, uint64_t fid, int spooled)
 	c->wlen += n;
 	c->acks++;
 	agent_ctr_add(&c->w->ctr.acks, 1);
+	ack_latency(c->w, t_recv);
 }
 
 static void conn_hello(struct conn *c, const spop_frame *f)
@@ -483,9 +515,11 @@ static void conn_hello(struct conn *c, const spop_frame *f)
 		char offered[96];
 		log_escape(eid, sizeof(eid), c->engine_id, c->engine_id_len);
 		log_escape(offered, sizeof(offered), h.capabilities.ptr, h.capabilities.len);
-		log_info(CFMT "hello: SPOP 2.0, max-frame-size %u (HAProxy %" PRIu64 "), "
-		         "capabilities \"%s\" (offered \"%s\"), engine-id %s", CARG(c), mfs,
-		         h.max_frame_size, caps, offered, c->engine_id_len ? eid : "-");
+		log_info(CFMT "connected: SPOP 2.0, max-frame-size %u, %s, engine-id %s",
+		         CARG(c), mfs, c->pipelining ? "pipelining" : "no pipelining",
+		         c->engine_id_len ? eid : "-");
+		log_debug(CFMT "hello: HAProxy max-frame-size %" PRIu64 ", capabilities "
+		          "offered \"%s\"", CARG(c), h.max_frame_size, offered);
 	}
 	if (a->cfg.idle_timeout > 0) {
 		c->last_rx = ev_now(c->w->loop);
@@ -500,6 +534,7 @@ static void conn_notify(struct conn *c, const spop_frame *f, int64_t *now_ns)
 	sink *s = w->a->sink;
 	sink_notify n;
 	struct pend *p;
+	int64_t t_recv;
 	unsigned nmsgs;
 	int r;
 
@@ -522,6 +557,7 @@ static void conn_notify(struct conn *c, const spop_frame *f, int64_t *now_ns)
 	p->c = c;
 	p->sid = f->sid;
 	p->fid = f->fid;
+	p->t_recv = mono_ns();
 	if (*now_ns == 0)
 		*now_ns = realtime_ns();
 	n.msgs = f->payload;
@@ -540,8 +576,9 @@ static void conn_notify(struct conn *c, const spop_frame *f, int64_t *now_ns)
 	if (r == SINK_PENDING)
 		return;                 /* agent_conn_complete() sends the ACK */
 	c->pending--;
+	t_recv = p->t_recv;
 	agent_pend_put(w, p);
-	conn_ack(c, f->sid, f->fid, r == SINK_SPOOLED);
+	conn_ack(c, f->sid, f->fid, r == SINK_SPOOLED, t_recv);
 }
 
 static void conn_haproxy_disconnect(struct conn *c, const spop_frame *f)
@@ -845,6 +882,7 @@ void agent_conn_complete(struct worker *w, struct pend *p)
 {
 	struct conn *c = p->c;
 	uint64_t sid = p->sid, fid = p->fid;
+	int64_t t_recv = p->t_recv;
 	int result = p->result;
 
 	agent_pend_put(w, p);
@@ -859,7 +897,7 @@ void agent_conn_complete(struct worker *w, struct pend *p)
 	}
 	if (c->state == CONN_CLOSING)
 		return;                 /* nothing may follow our DISCONNECT */
-	conn_ack(c, sid, fid, result == SINK_SPOOLED);
+	conn_ack(c, sid, fid, result == SINK_SPOOLED, t_recv);
 	mark_dirty(c);
 	/* Resuming (if paused) waits for the prepare callback: one flush and
 	 * one resume for a whole batch of completions. */

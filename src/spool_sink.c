@@ -58,6 +58,7 @@ static inline uint64_t ctr_get(ctr *c)
 /* Per I/O thread state, on its own cache lines. */
 struct worker {
 	record_cctx *cctx;
+	redact_ctx  *rctx;           /* NULL without redaction */
 	record_buf   buf;
 	uint32_t    *lens;
 	unsigned     lens_cap;
@@ -72,6 +73,7 @@ typedef struct ssink {
 	struct worker     *w;
 	record_slot       *slot;
 	dictcache         *dc;
+	redact_rules      *redact;       /* NULL: messages are stored as received */
 
 	/* the job queue */
 	pthread_mutex_t    mu;
@@ -216,13 +218,19 @@ static int ss_submit(sink *base, const sink_notify *n, sink_done_fn *done,
 	w->buf.len = 0;
 	spop_iter_init(&it, n->msgs, n->msgs_len);
 	while ((rc = spop_msg_next(&it, &m)) == 1) {
-		size_t before = w->buf.len;
-		const uint8_t *h;
+		size_t before = w->buf.len, len = m.raw.len;
+		const uint8_t *h, *msg = m.raw.ptr;
+		int red = 0;
 
 		meta.msg_index = idx++;
-		if (lens_reserve(w, nrec + 1) < 0 ||
+		/* Redact before encoding: what is removed never reaches the
+		 * record, the queue, the disk or the dictionary samples. */
+		if (w->rctx)
+			red = redact_msg(w->rctx, &m, &msg, &len);
+		meta.truncated = red > 0 && (red & REDACT_TRUNCATED);
+		if (red < 0 || lens_reserve(w, nrec + 1) < 0 ||
 		    record_encode(w->cctx, s->cfg.dict >= 0 ? s->slot : NULL, &meta,
-		                  m.raw.ptr, m.raw.len, &w->buf) != 0) {
+		                  msg, len, &w->buf) != 0) {
 			w->buf.len = before;
 			partial = 1;
 			ctr_add(&w->dropped_encode, 1);
@@ -629,6 +637,8 @@ void spool_sink_get_stats(sink *base, spool_sink_stats *st)
 		st->stored_bytes += ctr_get(&w->stored);
 		st->raw_bytes_dict += ctr_get(&w->raw_dict);
 		st->stored_bytes_dict += ctr_get(&w->stored_dict);
+		if (w->rctx)
+			redact_ctx_stats(w->rctx, &st->redact);
 	}
 	st->records_spooled = ctr_get(&s->spooled);
 	st->dropped_spool = ctr_get(&s->dropped_spool);
@@ -666,6 +676,20 @@ static void ss_summary(sink *base, char *buf, size_t len)
 	         stored_nd ? (double)raw_nd / stored_nd : 0.0,
 	         st.stored_bytes_dict ? (double)st.raw_bytes_dict / st.stored_bytes_dict : 0.0,
 	         st.dict_id);
+	if (((ssink *)base)->redact) {
+		size_t o = strlen(buf);
+
+		snprintf(buf + o, len - o, "; redaction: %llu messages changed, headers %llu "
+		         "redacted, %llu dropped, %llu hashed, bodies %llu capped, %llu dropped, "
+		         "%llu header blocks failed closed",
+		         (unsigned long long)st.redact.messages_changed,
+		         (unsigned long long)st.redact.headers_redacted,
+		         (unsigned long long)st.redact.headers_dropped,
+		         (unsigned long long)st.redact.headers_hashed,
+		         (unsigned long long)st.redact.bodies_capped,
+		         (unsigned long long)st.redact.bodies_dropped,
+		         (unsigned long long)st.redact.blocks_failed);
+	}
 }
 
 /* Sets *flag under mu, wakes the thread waiting on cv, and joins it. */
@@ -693,6 +717,7 @@ static void ss_destroy(sink *base)
 		stop_thread(&s->tmu, &s->tcv, &s->tstop, s->trainer);
 	for (i = 0; i < s->cfg.workers; i++) {
 		record_cctx_free(s->w[i].cctx);
+		redact_ctx_free(s->w[i].rctx);
 		record_buf_free(&s->w[i].buf);
 		free(s->w[i].lens);
 	}
@@ -701,6 +726,7 @@ static void ss_destroy(sink *base)
 	free(s->sizes);
 	record_slot_free(s->slot);
 	dictcache_free(s->dc);
+	redact_free(s->redact);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->smu);
@@ -763,6 +789,21 @@ sink *spool_sink_new(spool *sp, const spool_sink_config *c, char *err, size_t er
 		if (!s->w[i].cctx)
 			goto fail;
 	}
+	if (c->redact) {
+		char e[256], what[1024];
+
+		if (redact_new(c->redact, &s->redact, e, sizeof e) < 0) {
+			snprintf(err, errlen, "redaction: %s", e);
+			goto fail;
+		}
+		for (i = 0; s->redact && i < s->cfg.workers; i++) {
+			s->w[i].rctx = redact_ctx_new(s->redact, err, errlen);
+			if (!s->w[i].rctx)
+				goto fail;
+		}
+		redact_describe(s->redact, what, sizeof what);
+		log_info("redaction before storing: %s", what);
+	}
 
 	/* Keep using the newest dictionary of an earlier run. */
 	loaded = dictcache_load(s->dc, sp, err, errlen);
@@ -803,13 +844,16 @@ fail_trainer:
 		stop_thread(&s->tmu, &s->tcv, &s->tstop, s->trainer);
 fail:
 	if (s->w)
-		for (i = 0; i < s->cfg.workers; i++)
+		for (i = 0; i < s->cfg.workers; i++) {
 			record_cctx_free(s->w[i].cctx);
+			redact_ctx_free(s->w[i].rctx);
+		}
 	free(s->w);
 	free(s->samples);
 	free(s->sizes);
 	record_slot_free(s->slot);
 	dictcache_free(s->dc);
+	redact_free(s->redact);
 	free(s);
 	return NULL;
 }

@@ -13,7 +13,16 @@ static const struct {
 	const char *help;
 } cmds[] = {
 	{ "stat", cli_stat, "what the spool holds, delivery lag, drops, dead letters" },
+	{ "ls", cli_ls, "one line per record: seq, time, state, sizes, uid, method, path" },
+	{ "cat", cli_cat, "records by seq: pretty JSON, or the raw zstd frame (--raw)" },
 	{ "dump", cli_dump, "records as NDJSON events (what the daemon delivers)" },
+	{ "export", cli_export, "records to a file: NDJSON (.zst) or HAR 1.2 (--out FILE)" },
+	{ "replay", cli_replay, "send events to a processor (--to), or re-issue requests (--requests)" },
+	{ "dlq", cli_dlq, "dead letters: ls, show, requeue, purge" },
+	{ "verify", cli_verify, "decode every record, check every checksum" },
+	{ "compact", cli_compact, "a compacted copy of the spool (--out DIR2)" },
+	{ "purge", cli_purge, "remove the oldest records (--to SEQ, --until TIME)" },
+	{ "probe", cli_probe, "HOST:PORT (no DIR): test an SPOP agent like HAProxy" },
 };
 
 static void usage(FILE *f)

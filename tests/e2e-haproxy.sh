@@ -35,38 +35,8 @@ t_start=$(now_ms)
 workdir_new "e2e-$version"
 
 # ---- which haproxy ----
-case $version in
-2.6)
-	hap=${HAPROXY:-}
-	[ -n "$hap" ] || hap=$(command -v haproxy 2>/dev/null) || hap=/usr/sbin/haproxy
-	[ -x "$hap" ] || skip_all "no haproxy at $hap (on Debian 12: apt-get install haproxy)"
-	origin="system package"
-	;;
-3.2|3.4)
-	[ "$version" = 3.2 ] && suite=unstable || suite=experimental
-	cache=${SPOOLCAP_TEST_CACHE:-$top_builddir/tests/.cache}/haproxy-$suite
-	t0=$(now_ms)
-	sh "$top_srcdir/tests/fetch-haproxy.sh" "$suite" "$cache" >"$work/fetch.out" 2>"$work/fetch.err"
-	rc=$?
-	case $rc in
-	0) ;;
-	3) skip_all "HAProxy $version from Debian $suite unavailable: $(tail -n 1 "$work/fetch.err")" ;;
-	*) diag_file fetch-haproxy.sh "$work/fetch.err"; bail "tests/fetch-haproxy.sh $suite failed (status $rc)" ;;
-	esac
-	hap=$cache/haproxy
-	origin="Debian $suite, unpacked in $cache ($(since "$t0"))"
-	;;
-*)
-	echo "usage: $0 2.6|3.2|3.4" >&2
-	exit 2
-	;;
-esac
-hap_version=$("$hap" -v 2>/dev/null | head -n 1)
-got=$(echo "$hap_version" | sed -n 's/^HAProxy version \([0-9]*\.[0-9]*\).*/\1/p')
-[ -n "$got" ] || bail "$hap does not run: $("$hap" -v 2>&1 | head -n 2)"
-diag "$hap_version ($origin)"
-[ "$got" = "$version" ] ||
-	diag "NOTE: asked for HAProxy $version but this is $got (the Debian suite moved on); testing $got"
+hap_select "$version" || { echo "usage: $0 2.6|3.2|3.4" >&2; exit 2; }
+got=$hap_got
 
 spoolcapd=${SPOOLCAPD:-$top_builddir/src/spoolcapd}
 [ -x "$spoolcapd" ] || bail "$spoolcapd not found: build it first (make)"
@@ -74,23 +44,7 @@ spoolcapd=${SPOOLCAPD:-$top_builddir/src/spoolcapd}
 echo "1..12"
 
 # ---- the contrib configuration, unchanged; addresses via the environment ----
-SPOOLCAP_SPOE_CONF=$top_srcdir/contrib/haproxy/capture.spoe.conf
-SPOOLCAP_AGENT=127.0.0.1:$(e2e freeport)
-SPOOLCAP_FRONTEND=127.0.0.1:$(e2e freeport)
-export SPOOLCAP_SPOE_CONF SPOOLCAP_AGENT SPOOLCAP_FRONTEND
-# Test-only additions live in another file, loaded first (HAProxy merges
-# the global sections; "log global" copies the loggers defined so far): a
-# stats socket, and a copy of the log in a ring read through that socket,
-# because HAProxy may drop lines written to stdout (see e2e.py ring).
-cat >"$work/test.cfg" <<EOF
-global
-    stats socket $work/haproxy.sock mode 600 level admin
-    log ring@e2e format raw local0
-ring e2e
-    format raw
-    size 4194304
-EOF
-hap_cfg="-f $work/test.cfg -f $top_srcdir/contrib/haproxy/haproxy.cfg"
+hap_config
 
 # 1: configuration check. 3.x complains about running as root without
 # chroot/user; that is the test environment, not the recipe.
@@ -128,12 +82,7 @@ else
 	bail "spoolcapd did not start"
 fi
 
-# shellcheck disable=SC2086
-"$hap" $hap_cfg >"$work/haproxy.log" 2>"$work/haproxy.err" &
-hap_pid=$!
-bg_add $hap_pid
-if e2e wait-up "$work/haproxy.sock" be_capture cap1 30 >"$work/up.out" 2>&1 &&
-	e2e wait-port "$SPOOLCAP_FRONTEND" 10 2>>"$work/up.out"; then
+if hap_start; then
 	ok "haproxy serves $SPOOLCAP_FRONTEND, spop-check marked the agent UP ($(head -n 1 "$work/up.out"))"
 else
 	not_ok "haproxy serves $SPOOLCAP_FRONTEND, spop-check marked the agent UP"
@@ -160,32 +109,17 @@ diag "$(cat "$work/ring.out")"
 
 # ---- stop HAProxy first (soft stop: finishes its streams, flushes logs) ----
 t0=$(now_ms)
-stop_pid $hap_pid USR1 20
-if [ "$stop_rc" -eq 0 ] && [ "$stop_forced" -eq 0 ]; then
-	ok "haproxy soft-stopped with status 0"
-else
-	not_ok "haproxy soft-stopped with status 0 (status $stop_rc, killed: $stop_forced)"
-	diag_file "haproxy stderr" "$work/haproxy.err"
-fi
+stopped_ok $hap_pid USR1 20 "haproxy (soft stop)" "$work/haproxy.err"
 
 # ---- the agent: graceful exit on SIGTERM ----
-stop_pid $agent_pid TERM 20
-if [ "$stop_rc" -eq 0 ] && [ "$stop_forced" -eq 0 ]; then
-	ok "spoolcapd exited 0 on SIGTERM"
-else
-	not_ok "spoolcapd exited 0 on SIGTERM (status $stop_rc, killed: $stop_forced)"
-	diag_file spoolcapd "$work/spoolcapd.log"
-fi
+stopped_ok $agent_pid TERM 20 spoolcapd "$work/spoolcapd.log"
 diag "$(grep -o 'spool sink: .*' "$work/spoolcapd.log" | tail -n 1)"
 
 # ---- what was captured: the log and the spool (6 TAP lines) ----
 spoolcap=${SPOOLCAP:-$top_builddir/src/spoolcap}
 "$spoolcap" dump "$work/spool" >"$work/events.ndjson" 2>"$work/dump.err" ||
 	diag_file "spoolcap dump" "$work/dump.err"
-e2e check "$work/haproxy-ring.log" "$work/events.ndjson" "$requests" $((tap_n + 1)) >"$work/check.tap"
-cat "$work/check.tap"
-tap_n=$((tap_n + 6))
-tap_failed=$((tap_failed + $(grep -c '^not ok' "$work/check.tap")))
+tap_from 6 "e2e.py check" e2e check "$work/haproxy-ring.log" "$work/events.ndjson" "$requests"
 stop_pid $backend_pid TERM 10
 diag "shutdown: $(since "$t0")"
 

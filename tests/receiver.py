@@ -5,22 +5,33 @@ delivery contract, records what it accepted, and fails on command.
 
 Usage:
     receiver.py [--listen HOST:PORT] [--port-file F] [--record FILE]
+                [--record-events FILE]
+                [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]
                 [--control-listen HOST:PORT] [--control-port-file F]
                 [--control-file C | --script S] [--verbose]
 With port 0 the kernel picks a free port; the port files are written
 (atomically) once the sockets listen, which is how scripts know it is ready.
 SIGTERM or SIGINT: flush the record, print the counters to stderr, exit 0.
 
+TLS: with --tls-cert and --tls-key the data port speaks HTTPS only (the
+control port stays plain HTTP); --tls-client-ca also requires a client
+certificate signed by that CA (mutual TLS). A failed handshake is counted
+in /_stats as "tls_failures" and, with --verbose, logged with the reason.
+
 A batch (any path except /_control and /_stats, any method) must be:
   Content-Type: application/x-ndjson                      else 415
-  Content-Encoding: absent, identity or gzip              else 415 (zstd
-      included: python's standard library has no zstd decoder)
-  body at most 64 MiB (after gzip too), Content-Length or chunked  else 413
+  Content-Encoding: absent, identity, gzip or zstd        else 415 (zstd
+      through libzstd.so.1 with ctypes; 415 when it cannot be loaded)
+  body at most 64 MiB (once decoded too), Content-Length or chunked  else 413
   one JSON object per line, each with a string "id" of the form
   "<uuid>-<seq>" (seq decimal), all with the same uuid     else 400
   Idempotency-Key: "<uuid>-<first seq>-<last seq>" of the batch     else 400
 A valid batch gets 200 and a JSON body {"accepted": N, "duplicates": D}.
-Errors get a one-line text/plain body saying what was wrong.
+An empty body (no events: the delivery engine's probe of the endpoint) is
+valid with any Idempotency-Key or none; it gets 200 {"accepted": 0} and
+is counted in /_stats as "probes" (failure modes apply to it as to any
+batch, reject-ids cannot). Errors get a one-line text/plain body saying
+what was wrong.
 
 Record file (--record): one line per event of every batch that passed
 validation, appended and flushed once per batch (no fsync):
@@ -30,6 +41,9 @@ status is what the receiver answered for the whole batch (2xx: delivered;
 already been delivered (2xx) before; only 2xx lines set it for later ones.
 Batches refused before validation (by a failure mode, or malformed) are not
 recorded; /_stats counts them. Delivered ids: awk '$1 ~ /^2/ {print $2}'.
+--record-events FILE: the event lines themselves (decoded, byte for byte as
+sent, one per line) of every batch answered 2xx, duplicates included,
+appended once per batch: what a processor would have stored.
 
 Control: one command per line, the same grammar everywhere:
     ok                        answer batches normally (200)
@@ -45,10 +59,17 @@ Control: one command per line, the same grammar everywhere:
     slow-body [S] [for K]     read the batch, send 200's headers, then
                               nothing for S seconds (default 3600), close;
                               the batch is not counted as delivered
-    reject-ids ID... with N   answer N (400 or 413, any 4xx/5xx allowed) to
-                              a batch holding one of the ids: the whole batch
-                              is refused. Independent of the mode above;
-                              "reject-ids" alone clears it
+    delay S [for K]           accept the batch (recorded as delivered at
+                              once), answer 200 only S seconds later: a
+                              client that gives up or dies meanwhile lost
+                              an ACK and will send a duplicate
+    reject-ids ID... with N [ID... with N]...
+                              answer N (400 or 413, any 4xx/5xx allowed) to
+                              a batch holding one of the ids (the status of
+                              the first such id in the batch): the whole
+                              batch is refused. Replaces the previous list;
+                              independent of the mode above; "reject-ids"
+                              alone clears it
     clear                     ok, and clear reject-ids
 "for K": that many batches, then back to ok. A mode applies to batches
 only, never to /_control or /_stats. Three ways to send commands:
@@ -64,14 +85,19 @@ only, never to /_control or /_stats. Three ways to send commands:
     after start (an outage scenario that runs by itself); # comments.
 GET /_stats (either port): JSON counters {"requests", "by_status",
 "batches_accepted", "events_accepted", "distinct_ids", "duplicates",
-"mode", "reject_ids"}.
+"probes", "tls_failures", "mode", "reject_ids" ({id: status})}.
+by_status keys are HTTP statuses, plus "rst" (refuse or reset) and
+"stall"; /_control and /_stats requests are not counted.
 """
 import argparse
+import ctypes
+import ctypes.util
 import json
 import os
 import re
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -96,20 +122,22 @@ class Reject(Exception):
 class State:
     """Everything shared by the handler threads, under one lock."""
 
-    def __init__(self, record_path, verbose):
+    def __init__(self, record_path, events_path, verbose):
         self.lock = threading.Lock()
         self.mode = ("ok",)
         self.left = None  # batches left in the mode ("for K"), None = until changed
-        self.reject_ids = set()
-        self.reject_status = 400
+        self.reject = {}  # id -> status (reject-ids)
         self.requests = 0
         self.by_status = {}
         self.batches_accepted = 0
         self.events_accepted = 0
         self.seen = set()
         self.duplicates = 0
+        self.probes = 0
+        self.tls_failures = 0
         self.verbose = verbose
         self.record = open(record_path, "a", encoding="utf-8") if record_path else None
+        self.events = open(events_path, "ab") if events_path else None
         self.data = None  # the DataListener, for refuse/reopen
 
     # ---- commands ----
@@ -131,15 +159,13 @@ class State:
             mode = ("retry-after", posint(args[0], "retry-after N", zero=True))
         elif cmd == "stall" and len(args) == 1:
             mode = ("stall", seconds(args[0]))
+        elif cmd == "delay" and len(args) == 1:
+            mode = ("delay", seconds(args[0]))
         elif cmd == "slow-body" and len(args) <= 1:
             mode = ("slow-body", seconds(args[0]) if args else 3600.0)
         elif cmd == "reject-ids":
-            if not args:
-                return lambda: self._set_reject(set(), 400)
-            if len(args) < 3 or args[-2] != "with":
-                raise ValueError("usage: reject-ids ID... with STATUS")
-            ids, st = set(args[:-2]), status_code(args[-1])
-            return lambda: self._set_reject(ids, st)
+            table = reject_table(args)
+            return lambda: self._set_reject(table)
         else:
             raise ValueError("unknown or malformed command %r (see the top of receiver.py)" % line)
         if left is not None and cmd in ("ok", "refuse", "clear"):
@@ -147,7 +173,7 @@ class State:
 
         def apply():
             if cmd == "clear":
-                self._set_reject(set(), 400)
+                self._set_reject({})
             self._set_mode(mode, left)
         return apply
 
@@ -157,9 +183,9 @@ class State:
         for a in acts:
             a()
 
-    def _set_reject(self, ids, st):
+    def _set_reject(self, table):
         with self.lock:
-            self.reject_ids, self.reject_status = ids, st
+            self.reject = table
 
     def _set_mode(self, mode, left):
         with self.lock:
@@ -183,13 +209,15 @@ class State:
             self.by_status[str(status)] = self.by_status.get(str(status), 0) + 1
 
     def rejected_ids(self, ids):
+        """(status, [rejected ids]) for a batch holding reject-ids, else
+        None. The status is that of the first such id in the batch."""
         with self.lock:
-            if self.reject_ids and not self.reject_ids.isdisjoint(ids):
-                return self.reject_status
-        return None
+            bad = [i for i in ids if i in self.reject] if self.reject else []
+            return (self.reject[bad[0]], bad) if bad else None
 
-    def deliver(self, status, ids, key):
-        """Record a validated batch; returns the number of duplicates."""
+    def deliver(self, status, ids, key, lines_raw=()):
+        """Record a validated batch (ids, and for a 2xx its event lines for
+        --record-events); returns the number of duplicates."""
         ok = 200 <= status < 300
         dups = 0
         lines = []
@@ -207,7 +235,14 @@ class State:
             if self.record:
                 self.record.write("".join(lines))
                 self.record.flush()
+            if self.events and ok:
+                self.events.write(b"".join(l + b"\n" for l in lines_raw))
+                self.events.flush()
         return dups
+
+    def bump(self, counter):
+        with self.lock:
+            setattr(self, counter, getattr(self, counter) + 1)
 
     def stats(self):
         with self.lock:
@@ -215,8 +250,17 @@ class State:
                     "batches_accepted": self.batches_accepted,
                     "events_accepted": self.events_accepted,
                     "distinct_ids": len(self.seen), "duplicates": self.duplicates,
+                    "probes": self.probes, "tls_failures": self.tls_failures,
                     "mode": " ".join(str(m) for m in self.mode),
-                    "reject_ids": sorted(self.reject_ids)}
+                    "reject_ids": {i: st for i, st in sorted(self.reject.items())}}
+
+
+def vlog(line):
+    """One --verbose line on stderr, stamped like spoolcapd's log (UTC)."""
+    t = time.time()
+    sys.stderr.write("receiver: %s.%03dZ %s\n" % (
+        time.strftime("%H:%M:%S", time.gmtime(t)), int(t * 1000) % 1000, line))
+    sys.stderr.flush()
 
 
 def posint(s, what, zero=False):
@@ -227,6 +271,24 @@ def posint(s, what, zero=False):
     if n < 0 or (n == 0 and not zero):
         raise ValueError("%s: %r is not a %s integer" % (what, s, "non-negative" if zero else "positive"))
     return n
+
+
+def reject_table(args):
+    """"ID... with N [ID... with N]..." -> {id: N}; no args -> {} (clear)."""
+    table, ids = {}, []
+    it = iter(args)
+    for w in it:
+        if w != "with":
+            ids.append(w)
+            continue
+        st = status_code(next(it, ""))
+        if not ids:
+            raise ValueError("reject-ids: 'with %d' follows no id" % st)
+        table.update((i, st) for i in ids)
+        ids = []
+    if ids:
+        raise ValueError("usage: reject-ids ID... with STATUS [ID... with STATUS]...")
+    return table
 
 
 def status_code(s):
@@ -277,10 +339,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _log(self, status, what):
         if STATE.verbose:
-            sys.stderr.write("receiver: %s:%d %s %s %s %s\n" % (
-                self.client_address[0], self.client_address[1], self.command,
-                self.path, status, what))
-            sys.stderr.flush()
+            vlog("%s:%d %s %s %s %s" % (self.client_address[0], self.client_address[1],
+                                        self.command, self.path, status, what))
 
     def _respond(self, status, body, ctype="text/plain", extra=(), close=False):
         if isinstance(body, str):
@@ -415,18 +475,18 @@ class Handler(BaseHTTPRequestHandler):
             return self._respond(429, "scripted failure: retry after %d s\n" % mode[1],
                                  extra=[("Retry-After", str(mode[1]))])
         try:
-            ids, key = self._validate(body)
+            ids, key, lines = self._validate(body)
         except Reject as r:
             STATE.count(r.status)
             self._log(r.status, r.reason)
             return self._respond(r.status, r.reason + "\n", close=r.close)
         rej = STATE.rejected_ids(ids)
         if rej is not None:
-            STATE.deliver(rej, ids, key)
-            STATE.count(rej)
-            self._log(rej, "rejected ids, key %s" % key)
-            bad = sorted(STATE.reject_ids.intersection(ids))
-            return self._respond(rej, "rejected event ids: %s\n" % " ".join(bad))
+            st, bad = rej
+            STATE.deliver(st, ids, key)
+            STATE.count(st)
+            self._log(st, "rejected ids, key %s" % key)
+            return self._respond(st, "rejected event ids: %s\n" % " ".join(bad))
         if m == "slow-body":
             STATE.count("slow-body")
             self._log("slow-body", "%g s, key %s" % (mode[1], key))
@@ -438,9 +498,17 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(mode[1])
             self.close_connection = True
             return
-        dups = STATE.deliver(200, ids, key)
+        if not ids:
+            STATE.bump("probes")
+            STATE.count(200)
+            self._log(200, "empty batch (probe), key %s" % key)
+            return self._respond(200, '{"accepted": 0, "duplicates": 0}\n', "application/json")
+        dups = STATE.deliver(200, ids, key, lines)
         STATE.count(200)
-        self._log(200, "events=%d dup=%d key=%s" % (len(ids), dups, key))
+        self._log(200, "events=%d dup=%d key=%s%s" % (
+            len(ids), dups, key, ", answering in %g s" % mode[1] if m == "delay" else ""))
+        if m == "delay":
+            time.sleep(mode[1])
         self._respond(200, json.dumps({"accepted": len(ids), "duplicates": dups}) + "\n",
                       "application/json")
 
@@ -449,18 +517,17 @@ class Handler(BaseHTTPRequestHandler):
         if ctype != "application/x-ndjson":
             raise Reject(415, "Content-Type must be application/x-ndjson, not %r" % ctype)
         enc = self.headers.get("Content-Encoding", "identity").strip().lower()
-        if enc == "gzip":
-            body = gunzip(body)
-        elif enc == "zstd":
-            raise Reject(415, "Content-Encoding zstd: this test receiver has no zstd "
-                              "decoder (python standard library); use gzip or none")
-        elif enc not in ("", "identity"):
-            raise Reject(415, "Content-Encoding %r not supported (gzip, identity)" % enc)
-        ids = []
+        if enc not in DECODERS:
+            raise Reject(415, "Content-Encoding %r not supported (%s)" % (enc, ", ".join(
+                sorted(e for e in DECODERS if e))))
+        if body:  # a zero-length body is empty whatever its encoding
+            body = DECODERS[enc](body)
+        ids, lines = [], []
         uuid = None
         for n, line in enumerate(body.split(b"\n"), 1):
             if not line.strip():
                 continue
+            lines.append(line)
             try:
                 ev = json.loads(line)
             except (ValueError, UnicodeDecodeError) as e:
@@ -475,15 +542,15 @@ class Handler(BaseHTTPRequestHandler):
             elif mo.group(1) != uuid:
                 raise Reject(400, "line %d: id %r is not from spool %s" % (n, ev["id"], uuid))
             ids.append(ev["id"])
-        if not ids:
-            raise Reject(400, "empty batch: no events")
         key = self.headers.get("Idempotency-Key")
+        if not ids:  # a probe: any key (or none) will do
+            return [], key, []
         want = "%s-%s-%s" % (uuid, ID_RE.match(ids[0]).group(2), ID_RE.match(ids[-1]).group(2))
         if key is None:
             raise Reject(400, "no Idempotency-Key header (expected %s)" % want)
         if key.strip() != want:
             raise Reject(400, "Idempotency-Key %r does not match the batch (expected %s)" % (key, want))
-        return ids, want
+        return ids, want, lines
 
     def _dispatch(self):
         try:
@@ -522,10 +589,140 @@ def gunzip(data):
     return out
 
 
+class Zstd:
+    """The few libzstd calls a bounded decode needs, through ctypes (python's
+    standard library has no zstd). Loaded on first use; None if missing."""
+
+    class InBuf(ctypes.Structure):
+        _fields_ = [("src", ctypes.c_void_p), ("size", ctypes.c_size_t), ("pos", ctypes.c_size_t)]
+
+    class OutBuf(ctypes.Structure):
+        _fields_ = [("dst", ctypes.c_void_p), ("size", ctypes.c_size_t), ("pos", ctypes.c_size_t)]
+
+    UNKNOWN, ERROR = 2**64 - 1, 2**64 - 2  # ZSTD_CONTENTSIZE_*
+    lib = None
+    why = None
+
+    @classmethod
+    def load(cls):
+        if cls.lib is not None or cls.why is not None:
+            return cls.lib
+        try:
+            lib = ctypes.CDLL("libzstd.so.1")
+        except OSError as e:
+            try:
+                lib = ctypes.CDLL(ctypes.util.find_library("zstd") or "libzstd.so")
+            except OSError:
+                cls.why = "cannot load libzstd.so.1 (apt-get install libzstd1): %s" % e
+                return None
+        sz, ull, vp = ctypes.c_size_t, ctypes.c_ulonglong, ctypes.c_void_p
+        for name, res, args in (
+                ("ZSTD_getFrameContentSize", ull, [vp, sz]),
+                ("ZSTD_decompress", sz, [vp, sz, vp, sz]),
+                ("ZSTD_isError", ctypes.c_uint, [sz]),
+                ("ZSTD_getErrorName", ctypes.c_char_p, [sz]),
+                ("ZSTD_createDStream", vp, []),
+                ("ZSTD_freeDStream", sz, [vp]),
+                ("ZSTD_initDStream", sz, [vp]),
+                ("ZSTD_DStreamOutSize", sz, []),
+                ("ZSTD_decompressStream", sz, [vp, ctypes.POINTER(cls.OutBuf),
+                                               ctypes.POINTER(cls.InBuf)])):
+            f = getattr(lib, name)
+            f.restype, f.argtypes = res, args
+        cls.lib = lib
+        return lib
+
+    @classmethod
+    def error(cls, rc):
+        return cls.lib.ZSTD_isError(rc) and cls.lib.ZSTD_getErrorName(rc).decode()
+
+    @classmethod
+    def decode(cls, data):
+        """zstd -> bytes, at most MAX_BODY: a frame that declares its size is
+        decoded in one call, otherwise (or with several frames) streamed
+        chunk by chunk, stopping as soon as the limit is passed."""
+        lib = cls.load()
+        if lib is None:
+            raise Reject(415, "Content-Encoding zstd: %s" % cls.why)
+        size = lib.ZSTD_getFrameContentSize(data, len(data))
+        if size == cls.ERROR:
+            raise Reject(400, "Content-Encoding zstd: not a zstd frame")
+        if size != cls.UNKNOWN and size > MAX_BODY:
+            raise Reject(413, "body larger than %d bytes once decoded (frame says %d)" % (MAX_BODY, size))
+        if size != cls.UNKNOWN:
+            out = ctypes.create_string_buffer(max(size, 1))
+            rc = lib.ZSTD_decompress(out, size, data, len(data))
+            if not cls.error(rc) and rc == size:
+                return out.raw[:size]
+            # Several frames (the first one's size is not the total), or
+            # a bad frame: the streaming decoder says which.
+        return cls.stream(data)
+
+    @classmethod
+    def stream(cls, data):
+        lib = cls.lib
+        ds = lib.ZSTD_createDStream()
+        if not ds:
+            raise Reject(500, "Content-Encoding zstd: ZSTD_createDStream failed")
+        try:
+            lib.ZSTD_initDStream(ds)
+            chunk = lib.ZSTD_DStreamOutSize()
+            buf = ctypes.create_string_buffer(chunk)
+            src = ctypes.create_string_buffer(data, len(data))
+            inb = cls.InBuf(ctypes.cast(src, ctypes.c_void_p), len(data), 0)
+            outb = cls.OutBuf(ctypes.cast(buf, ctypes.c_void_p), chunk, 0)
+            parts, total, rc = [], 0, 1
+            while True:
+                outb.pos = 0
+                before = inb.pos
+                rc = lib.ZSTD_decompressStream(ds, ctypes.byref(outb), ctypes.byref(inb))
+                if cls.error(rc):
+                    raise Reject(400, "Content-Encoding zstd: %s" % cls.error(rc))
+                total += outb.pos
+                if total > MAX_BODY:
+                    raise Reject(413, "body larger than %d bytes once decoded" % MAX_BODY)
+                parts.append(buf.raw[:outb.pos])
+                # Done when the input is used up and the decoder had room
+                # to spare (nothing left in its buffers); no progress at
+                # all would mean a decoder bug: stop rather than spin.
+                if inb.pos == inb.size and outb.pos < outb.size:
+                    break
+                if inb.pos == before and outb.pos == 0:
+                    break
+            if rc != 0:
+                raise Reject(400, "Content-Encoding zstd: truncated zstd data")
+            return b"".join(parts)
+        finally:
+            lib.ZSTD_freeDStream(ds)
+
+
+DECODERS = {"": lambda b: b, "identity": lambda b: b, "gzip": gunzip, "zstd": Zstd.decode}
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     request_queue_size = 128
+    tls = None  # an ssl.SSLContext on the data port with --tls-cert
+
+    def finish_request(self, request, client_address):
+        if self.tls is None:
+            return super().finish_request(request, client_address)
+        # The handshake runs here, on the connection's own thread, so a
+        # slow or silent client cannot hold up the accept loop.
+        request.settimeout(10)
+        try:
+            conn = self.tls.wrap_socket(request, server_side=True)
+        except (OSError, ValueError) as e:
+            STATE.bump("tls_failures")
+            if STATE.verbose:
+                vlog("%s:%d TLS handshake failed: %s" % (client_address[0], client_address[1], e))
+            return
+        conn.settimeout(None)
+        try:
+            super().finish_request(conn, client_address)
+        finally:
+            conn.close()
 
     def handle_error(self, request, client_address):
         exc = sys.exc_info()[1]
@@ -537,8 +734,9 @@ class Server(ThreadingHTTPServer):
 class DataListener:
     """The data port: closed for "refuse", reopened on the same port."""
 
-    def __init__(self, host, port):
+    def __init__(self, host, port, tls=None):
         self.host = host
+        self.tls = tls
         self.lock = threading.Lock()
         self.srv = None
         self.port = port
@@ -554,6 +752,7 @@ class DataListener:
                 if self.port == 0 or time.monotonic() > deadline:
                     raise SystemExit("receiver: cannot listen on %s:%d: %s" % (self.host, self.port, e))
                 time.sleep(0.05)
+        self.srv.tls = self.tls
         self.port = self.srv.server_address[1]
         threading.Thread(target=self.srv.serve_forever, args=(0.05,), daemon=True).start()
 
@@ -601,7 +800,7 @@ def run_script(steps, t0):
         time.sleep(max(0.0, t0 + at - time.monotonic()))
         STATE.command(text)
         if STATE.verbose:
-            sys.stderr.write("receiver: script at %g s: %s\n" % (at, text))
+            vlog("script at %g s: %s" % (at, text))
 
 
 def load_script(path):
@@ -627,6 +826,21 @@ def write_port(path, port):
     os.rename(tmp, path)  # atomic: readers never see half a file
 
 
+def tls_context(cert, key, client_ca):
+    """The data port's TLS server context (None without --tls-cert)."""
+    if not cert:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(cert, key)
+        if client_ca:
+            ctx.load_verify_locations(client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as e:
+        raise SystemExit("receiver: TLS set-up: %s" % e)
+    return ctx
+
+
 def split_hostport(s):
     host, _, port = s.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
@@ -640,28 +854,38 @@ def main():
     ap.add_argument("--listen", default="127.0.0.1:0", help="data HOST:PORT (port 0 = any free port)")
     ap.add_argument("--port-file", help="write the data port here once listening")
     ap.add_argument("--record", help="append one line per event here")
+    ap.add_argument("--record-events", metavar="FILE",
+                    help="append the event lines of every 2xx batch here")
+    ap.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS on the data port with this certificate")
+    ap.add_argument("--tls-key", metavar="PEM", help="its private key (default: in --tls-cert)")
+    ap.add_argument("--tls-client-ca", metavar="PEM",
+                    help="require a client certificate signed by this CA")
     ap.add_argument("--control-listen", default="127.0.0.1:0", help="control HOST:PORT")
     ap.add_argument("--control-port-file", help="write the control port here once listening")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--control-file", help="apply this file's commands whenever it changes")
     g.add_argument("--script", help='apply "SECONDS COMMAND" lines on a timer')
-    ap.add_argument("--verbose", action="store_true", help="one line per request on stderr")
+    ap.add_argument("--verbose", action="store_true", help="one line per request on stderr (UTC time stamped)")
     a = ap.parse_args()
+    if (a.tls_key or a.tls_client_ca) and not a.tls_cert:
+        ap.error("--tls-key and --tls-client-ca need --tls-cert")
+    tls = tls_context(a.tls_cert, a.tls_key, a.tls_client_ca)
 
-    STATE = State(a.record, a.verbose)
+    STATE = State(a.record, a.record_events, a.verbose)
     steps = load_script(a.script) if a.script else None
 
     def stop(signum, frame):
         with STATE.lock:
-            if STATE.record:
-                STATE.record.flush()
+            for f in (STATE.record, STATE.events):
+                if f:
+                    f.flush()
         sys.stderr.write("receiver: %s\n" % json.dumps(STATE.stats()))
         sys.stderr.flush()
         os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    STATE.data = DataListener(*split_hostport(a.listen))
+    STATE.data = DataListener(*split_hostport(a.listen), tls=tls)
     csrv = Server(split_hostport(a.control_listen), ControlHandler)
     threading.Thread(target=csrv.serve_forever, args=(0.2,), daemon=True).start()
     if a.control_file:

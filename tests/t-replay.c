@@ -32,6 +32,8 @@
 #define BATCH  50
 
 static char exe[512], cli[512], py[512], rxpy[600], tmp[] = "/tmp/t-replay-XXXXXX";
+static char certs[700];                 /* tests/mkcerts.sh output */
+static const char *rx_args[8];          /* extra receiver.py arguments */
 
 static double now_s(void)
 {
@@ -137,9 +139,15 @@ static int rx_start(struct rx *x, const char *name, int capture)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (capture)
 			execl(py, py, cap, pf, x->rec, (char *)NULL);
-		else
-			execl(py, py, rxpy, "--port-file", pf, "--control-port-file", cpf,
-			      "--record", x->rec, (char *)NULL);
+		else {
+			const char *av[24] = { py, rxpy, "--port-file", pf, "--control-port-file",
+			                       cpf, "--record", x->rec };
+			size_t i;
+
+			for (i = 0; i < 8 && rx_args[i]; i++)
+				av[8 + i] = rx_args[i];
+			execv(py, (char **)(uintptr_t)av);
+		}
 		_exit(127);
 	}
 	for (t0 = now_s(); now_s() - t0 < 15; usleep(20000)) {
@@ -249,6 +257,9 @@ struct run {
 	int        rc;
 };
 
+/* Settings a scenario changes from run_open's (tw.url: the scheme). */
+static replay_config tw;
+
 static int run_open(struct run *u, const char *name, const struct rx *x)
 {
 	char err[512], url[128];
@@ -268,8 +279,22 @@ static int run_open(struct run *u, const char *name, const struct rx *x)
 		return -1;
 	}
 	memset(&c, 0, sizeof c);
-	snprintf(url, sizeof url, "http://127.0.0.1:%u/events", x->port);
+	snprintf(url, sizeof url, "%s://127.0.0.1:%u/events", tw.url ? tw.url : "http",
+	         x->port);     /* tw.url: the scheme */
 	c.url = url;
+	c.max_inflight = tw.max_inflight;
+	c.compress = tw.compress;
+	c.ca_file = tw.ca_file;
+	c.client_cert = tw.client_cert;
+	c.client_key = tw.client_key;
+	c.insecure = tw.insecure;
+	c.persistent_5xx_attempts = tw.persistent_5xx_attempts;
+	c.persistent_5xx_age = tw.persistent_5xx_age;
+	c.copy = tw.copy;
+	c.from_seq = tw.from_seq;
+	c.to_seq = tw.to_seq;
+	c.select = tw.select;
+	c.max_rate = tw.max_rate;
 	c.batch_max_events = BATCH;
 	c.linger = -1;
 	c.backoff_base_ms = 50;      /* keep the test short */
@@ -284,12 +309,24 @@ static int run_open(struct run *u, const char *name, const struct rx *x)
 	return 0;
 }
 
-static void run_drain(struct run *u)
+static void run_drain_for(struct run *u, double secs)
 {
 	double t0 = now_s();
 
-	u->rc = replay_run_until_drained(u->r, 40);
+	u->rc = replay_run_until_drained(u->r, secs);
 	u->secs = now_s() - t0;
+}
+
+static void run_drain(struct run *u)
+{
+	run_drain_for(u, 40);
+}
+
+static uint64_t pending_of(struct run *u)
+{
+	spool_stats st;
+
+	return spool_stat(u->sp, &st) == 0 ? st.records : UINT64_MAX;
 }
 
 static void run_close(struct run *u)
@@ -412,6 +449,98 @@ static char *slurp(const char *path, size_t *len)
 	return b;
 }
 
+static int odd_only(void *arg, uint64_t seq, const record_view *v)
+{
+	(void)arg;
+	(void)v;
+	return seq % 2 == 1;
+}
+
+/* A new replay object over the run's spool (after replay_free). */
+static int restart_replay(struct run *u, const struct rx *x)
+{
+	char err[512], url[128];
+	replay_config c;
+
+	memset(&c, 0, sizeof c);
+	snprintf(url, sizeof url, "http://127.0.0.1:%u/events", x->port);
+	c.url = url;
+	c.batch_max_events = BATCH;
+	c.linger = 0.02;
+	c.backoff_base_ms = 50;
+	c.backoff_cap_ms = 400;
+	u->r = replay_new(u->sp, u->dc, &c, err, sizeof err);
+	if (!u->r)
+		tap_diag("replay_new: %s", err);
+	return u->r ? 0 : -1;
+}
+
+/* (10) TLS: verification against our CA, refusal without it, the insecure
+ * opt-out, and a receiver that requires a client certificate. */
+static void tls_scenarios(struct run *u, struct rx *x)
+{
+	char ca[800], other_ca[800], srv[800], srvkey[800], cli_crt[800], cli_key[800];
+	struct { const char *name, *ca; int insecure, mtls, client, ok; } cs[] = {
+		{ "tls: our CA",          ca,       0, 0, 0, 1 },
+		{ "tls: an unrelated CA", other_ca, 0, 0, 0, 0 },
+		{ "tls: insecure",        NULL,     1, 0, 0, 1 },
+		{ "mtls: no client cert", ca,       0, 1, 0, 0 },
+		{ "mtls: client cert",    ca,       0, 1, 1, 1 },
+	};
+	size_t i;
+
+	snprintf(ca, sizeof ca, "%s/ca.pem", certs);
+	snprintf(other_ca, sizeof other_ca, "%s/ca2.pem", certs);
+	snprintf(srv, sizeof srv, "%s/server.pem", certs);
+	snprintf(srvkey, sizeof srvkey, "%s/server.key", certs);
+	snprintf(cli_crt, sizeof cli_crt, "%s/client.pem", certs);
+	snprintf(cli_key, sizeof cli_key, "%s/client.key", certs);
+	for (i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+		char name[16];
+
+		memset(rx_args, 0, sizeof rx_args);
+		rx_args[0] = "--tls-cert";
+		rx_args[1] = srv;
+		rx_args[2] = "--tls-key";
+		rx_args[3] = srvkey;
+		if (cs[i].mtls) {
+			rx_args[4] = "--tls-client-ca";
+			rx_args[5] = ca;
+		}
+		memset(&tw, 0, sizeof tw);
+		tw.url = "https";
+		tw.ca_file = cs[i].ca;
+		tw.insecure = cs[i].insecure;
+		if (cs[i].client) {
+			tw.client_cert = cli_crt;
+			tw.client_key = cli_key;
+		}
+		snprintf(name, sizeof name, "s10-%zu", i);
+		if (rx_start(x, name, 0) == 0 && run_open(u, name, x) == 0) {
+			if (cs[i].ok) {
+				run_drain(u);
+				check_delivered(cs[i].name, u, x, NULL, 0, 0);
+			} else {
+				run_drain_for(u, 1.5);
+				tap_ok(u->rc == -1 && pending_of(u) == N,
+				       "%s: refused, nothing delivered or dropped (%" PRIu64 " pending)",
+				       cs[i].name, pending_of(u));
+				tap_ok(replay_get_stats(u->r)->retries[REPLAY_ENDPOINT] +
+				       replay_get_stats(u->r)->retries[REPLAY_TRANSIENT] > 0,
+				       "%s: retried (endpoint %" PRIu64 ", transient %" PRIu64 ")",
+				       cs[i].name, replay_get_stats(u->r)->retries[REPLAY_ENDPOINT],
+				       replay_get_stats(u->r)->retries[REPLAY_TRANSIENT]);
+			}
+		} else {
+			tap_ok(0, "%s: set-up", cs[i].name);
+		}
+		run_close(u);
+		rx_stop(x);
+	}
+	memset(rx_args, 0, sizeof rx_args);
+	memset(&tw, 0, sizeof tw);
+}
+
 int main(int argc, char **argv)
 {
 	const char *top = getenv("top_srcdir"), *p = getenv("PYTHON3");
@@ -440,6 +569,10 @@ int main(int argc, char **argv)
 		printf("1..0 # SKIP cannot create a temporary directory\n");
 		return 0;
 	}
+	/* TLS material: a missing openssl is a failure, not a skip (CI has it) */
+	snprintf(certs, sizeof certs, "%s/certs", tmp);
+	snprintf(cmd, sizeof cmd, "sh '%.*s/mkcerts.sh' '%s' >/dev/null",
+	         (int)(strrchr(rxpy, '/') - rxpy), rxpy, certs);
 	agentd_exe(argv[0], exe, sizeof exe);
 	agentd_cli_exe(exe, cli, sizeof cli);
 	log_set_level(LOGL_ERROR);      /* the failures below are expected */
@@ -449,6 +582,8 @@ int main(int argc, char **argv)
 		printf("1..0 # SKIP cannot write %s\n", path);
 		return 0;
 	}
+
+	tap_is_int(system(cmd), 0, "tests/mkcerts.sh made the TLS test certificates");
 
 	/* (1) healthy: all N once, cursor moved. */
 	if (rx_start(&x, "rx1", 0) == 0 && run_open(&u, "s1", &x) == 0) {
@@ -468,7 +603,9 @@ int main(int argc, char **argv)
 	run_close(&u);
 	rx_stop(&x);
 
-	/* (1b) the POSTed bytes are `spoolcap dump` of the same records. */
+	/* (1b) the POSTed bytes are `spoolcap dump` of the same records, in
+	 * order with one batch in flight. */
+	tw.max_inflight = 1;
 	if (rx_start(&x, "cap", 1) == 0 && run_open(&u, "s1b", &x) == 0) {
 		char *want, *got;
 		size_t wl, gl;
@@ -490,6 +627,7 @@ int main(int argc, char **argv)
 	}
 	run_close(&u);
 	rx_stop(&x);
+	tw.max_inflight = 0;
 
 	/* (2) 503 three times, then ok. */
 	if (rx_start(&x, "rx2", 0) == 0 && run_open(&u, "s2", &x) == 0) {
@@ -588,6 +726,169 @@ int main(int argc, char **argv)
 	}
 	run_close(&u);
 	rx_stop(&x);
+
+
+	/* (6) four batches in flight, gzip and zstd bodies: all once, in any order. */
+	for (int k = 0; k < 2; k++) {
+		const char *name = k ? "zstd" : "gzip";
+
+		tw.max_inflight = 4;
+		tw.compress = k ? REPLAY_COMPRESS_ZSTD : REPLAY_COMPRESS_GZIP;
+		if (rx_start(&x, k ? "rx6z" : "rx6g", 0) == 0 &&
+		    run_open(&u, k ? "s6z" : "s6g", &x) == 0) {
+			const replay_stats *st;
+
+			run_drain(&u);
+			check_delivered(name, &u, &x, NULL, 0, 1);
+			st = replay_get_stats(u.r);
+			tap_ok(st->bytes_sent > 0 && st->bytes_sent * 2 < st->raw_bytes,
+			       "%s: bodies compressed (%" PRIu64 " of %" PRIu64 " bytes)", name,
+			       st->bytes_sent, st->raw_bytes);
+		} else {
+			tap_ok(0, "%s: set-up", name);
+		}
+		run_close(&u);
+		rx_stop(&x);
+	}
+	tw.compress = 0;
+	tw.max_inflight = 0;
+
+	/* (7) 401 for a while: paused, nothing dropped, then all delivered. */
+	if (rx_start(&x, "rx7", 0) == 0 && run_open(&u, "s7", &x) == 0) {
+		tap_is_int(rx_control(&x, "status 401 for 4"), 0, "401: receiver scripted");
+		run_drain(&u);
+		check_delivered("401", &u, &x, NULL, 0, 0);
+		tap_ok(replay_get_stats(u.r)->retries[REPLAY_ENDPOINT] >= 4,
+		       "401: %" PRIu64 " endpoint retries, no dead letter (%" PRIu64 ")",
+		       replay_get_stats(u.r)->retries[REPLAY_ENDPOINT],
+		       replay_get_stats(u.r)->dead_letters);
+		tap_is_int(replay_get_stats(u.r)->dead_letters, 0, "401: no dead letter");
+	} else {
+		tap_ok(0, "401: set-up");
+	}
+	run_close(&u);
+	rx_stop(&x);
+
+	/* (8) one record the processor answers 500 to, every time, while empty
+	 * probes succeed: bisected and dead-lettered as persistent_5xx. */
+	tw.persistent_5xx_attempts = 3;
+	tw.persistent_5xx_age = -1;
+	if (rx_start(&x, "rx8", 0) == 0 && run_open(&u, "s8", &x) == 0) {
+		static const uint64_t poison[1] = { 321 };
+		struct dlq_seen d;
+
+		memset(&d, 0, sizeof d);
+		snprintf(cmd, sizeof cmd, "reject-ids %s-%" PRIu64 " with 500", u.uuid, poison[0]);
+		tap_is_int(rx_control(&x, cmd), 0, "p5xx: receiver scripted");
+		run_drain(&u);
+		check_delivered("p5xx", &u, &x, poison, 1, 0);
+		spool_dlq_iterate(u.sp, 0, 0, dlq_cb, &d);
+		tap_ok(d.n == 1 && d.seq[0] == poison[0] && d.status[0] == 500 &&
+		       d.reason[0] == SPOOL_DLQ_PERSISTENT_5XX,
+		       "p5xx: exactly seq 321 dead-lettered, HTTP 500, persistent_5xx (%zu)", d.n);
+		tap_ok(replay_get_stats(u.r)->probes > 0, "p5xx: %" PRIu64 " probes sent",
+		       replay_get_stats(u.r)->probes);
+	} else {
+		tap_ok(0, "p5xx: set-up");
+	}
+	run_close(&u);
+	rx_stop(&x);
+
+	/* (8b) an outage answering 503 to everything, probes included: with the
+	 * same thresholds nothing is dead-lettered. */
+	if (rx_start(&x, "rx8b", 0) == 0 && run_open(&u, "s8b", &x) == 0) {
+		tap_is_int(rx_control(&x, "status 503 for 24"), 0, "5xx outage: receiver scripted");
+		run_drain(&u);
+		check_delivered("5xx outage", &u, &x, NULL, 0, 0);
+		tap_is_int(replay_get_stats(u.r)->dead_letters, 0,
+		           "5xx outage: no dead letter (%" PRIu64 " probes)",
+		           replay_get_stats(u.r)->probes);
+	} else {
+		tap_ok(0, "5xx outage: set-up");
+	}
+	run_close(&u);
+	rx_stop(&x);
+	tw.persistent_5xx_attempts = 0;
+	tw.persistent_5xx_age = 0;
+
+	/* (9) the daemon's thread: a POST hangs, replay_stop cuts it within the
+	 * grace time and keeps everything; a second start delivers it all. */
+	if (rx_start(&x, "rx9", 0) == 0 && run_open(&u, "s9", &x) == 0) {
+		char err[256];
+		double t0;
+		uint64_t left;
+
+		tap_is_int(rx_control(&x, "slow-body 60"), 0, "stop: receiver scripted");
+		tap_is_int(replay_start(u.r, err, sizeof err), 0, "stop: replay_start");
+		usleep(800000);
+		t0 = now_s();
+		replay_stop(u.r, 0.5);
+		t0 = now_s() - t0;
+		tap_ok(t0 >= 0.3 && t0 < 3, "stop: replay_stop returned after the grace (%.2f s)",
+		       t0);
+		left = pending_of(&u);
+		tap_ok(left == N, "stop: nothing delivered, all %d still pending (%" PRIu64 ")",
+		       N, left);
+		tap_is_int(rx_control(&x, "ok"), 0, "stop: receiver back to ok");
+		replay_free(u.r);
+		u.r = NULL;
+		tap_ok(restart_replay(&u, &x) == 0 && replay_start(u.r, err, sizeof err) == 0,
+		       "stop: a new replay thread starts");
+		for (t0 = now_s(); now_s() - t0 < 30 && pending_of(&u) != 0; usleep(20000))
+			;
+		replay_stop(u.r, 1);
+		u.rc = pending_of(&u) == 0 ? 0 : -1;
+		check_delivered("stop", &u, &x, NULL, 0, 0);
+		{
+			replay_stats snap;
+
+			replay_snapshot(u.r, &snap);
+			tap_ok(snap.events_delivered == N && snap.state == REPLAY_ST_IDLE,
+			       "stop: the snapshot says %" PRIu64 " delivered, state %s",
+			       snap.events_delivered, replay_state_name(snap.state));
+		}
+	} else {
+		tap_ok(0, "stop: set-up");
+	}
+	run_close(&u);
+	rx_stop(&x);
+
+	tls_scenarios(&u, &x);
+
+	/* (11) copy mode (spoolcap replay --to): seqs 100..199, odd ones only,
+	 * paced at 1000 events/s; the spool is left as it was. */
+	tw.copy = 1;
+	tw.from_seq = 100;
+	tw.to_seq = 199;
+	tw.select = odd_only;
+	tw.max_rate = 1000;
+	if (rx_start(&x, "rx11", 0) == 0 && run_open(&u, "s11", &x) == 0) {
+		static unsigned ok[N + 1];
+		unsigned bad = 0, got = 0, wrong = 0, k;
+
+		run_drain(&u);
+		tap_is_int(u.rc, 0, "copy: drained (%.2f s)", u.secs);
+		memset(ok, 0, sizeof ok);
+		rx_tally(&x, u.uuid, ok, &bad);
+		for (k = 1; k <= N; k++) {
+			int want = k >= 100 && k <= 199 && k % 2 == 1;
+
+			got += ok[k] > 0;
+			wrong += (ok[k] > 0) != want;
+		}
+		tap_ok(got == 50 && wrong == 0 && bad == 0,
+		       "copy: exactly the 50 odd seqs of 100..199 sent (%u, %u wrong)", got, wrong);
+		tap_is_int(replay_get_stats(u.r)->skipped, 50, "copy: 50 skipped by select");
+		tap_ok(pending_of(&u) == N, "copy: the spool is unchanged (%" PRIu64 " pending)",
+		       pending_of(&u));
+		tap_ok(u.secs >= 0.03, "copy: paced by max_rate (%.2f s for 50 at 1000/s)",
+		       u.secs);
+	} else {
+		tap_ok(0, "copy: set-up");
+	}
+	run_close(&u);
+	rx_stop(&x);
+	memset(&tw, 0, sizeof tw);
 
 	agentd_cleanup_dir(tmp, tap_failed);
 	return tap_done(0);

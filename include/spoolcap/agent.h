@@ -19,6 +19,7 @@
 #define AGENT_THREADS_MAX      SINK_WORKERS_MAX
 #define AGENT_FRAME_SIZE_MAX   (16u << 20)  /* highest --max-frame-size */
 #define AGENT_INFLIGHT_MAX     1024         /* pending sink calls per connection */
+#define AGENT_ACK_BUCKETS      16           /* ACK latency histogram bounds */
 
 typedef struct agent_config {
 	const char **listen;       /* "HOST:PORT", "[V6]:PORT", "unix:PATH" */
@@ -59,7 +60,15 @@ typedef struct agent_stats {
 	uint64_t bytes_in, bytes_out;
 	uint64_t disconnects_sent[16];   /* by status code; index 15 = other */
 	uint64_t haproxy_disconnects;
+	/* ACK latency (a NOTIFY decoded -> its ACK queued for sending):
+	 * ack_latency[i] counts ACKs with latency <= agent_ack_bounds_us[i]
+	 * and above the previous bound (not cumulative); the last slot counts
+	 * the rest. Every ACK is counted, so the slots sum to acks. */
+	uint64_t ack_latency[AGENT_ACK_BUCKETS + 1];
+	uint64_t ack_latency_sum_ns;
 } agent_stats;
+/* Upper bounds of the ACK latency buckets, microseconds. */
+extern const uint32_t agent_ack_bounds_us[AGENT_ACK_BUCKETS];
 void agent_get_stats(agent *a, agent_stats *out);
 
 /* Parses a listen address. On success fills *family (AF_INET, AF_INET6,

@@ -43,6 +43,15 @@ void cli_fmt_bytes(char *out, size_t len, uint64_t n);
 int  cli_parse_u64(const char *opt, const char *s, uint64_t *out);
 
 int cli_stat(int argc, char **argv);
+int cli_ls(int argc, char **argv);         /* cli_ls.c */
+int cli_cat(int argc, char **argv);        /* cli_cat.c */
 int cli_dump(int argc, char **argv);
+int cli_export(int argc, char **argv);     /* cli_export.c: NDJSON, HAR */
+int cli_replay(int argc, char **argv);     /* cli_replay.c: replay --to / --requests */
+int cli_dlq(int argc, char **argv);
+int cli_verify(int argc, char **argv);
+int cli_compact(int argc, char **argv);
+int cli_purge(int argc, char **argv);
+int cli_probe(int argc, char **argv);
 
 #endif

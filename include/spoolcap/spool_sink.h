@@ -13,11 +13,16 @@
  * and counted (capture never back-pressures HAProxy).
  *
  * A background thread trains a zstd dictionary from the first messages,
- * stores it in the spool, and only then makes it current. */
+ * stores it in the spool, and only then makes it current.
+ *
+ * Redaction (redact.h), when configured, rewrites each message on the I/O
+ * thread before it is encoded: neither the records nor the dictionary's
+ * training samples ever hold what it removes. */
 #ifndef SPOOLCAP_SPOOL_SINK_H
 #define SPOOLCAP_SPOOL_SINK_H
 
 #include <stdint.h>
+#include "spoolcap/redact.h"
 #include "spoolcap/sink.h"
 #include "spoolcap/spool.h"
 
@@ -39,6 +44,9 @@ typedef struct spool_sink_config {
 	unsigned dict_samples;       /* messages to train on; default 4000 */
 	size_t   dict_size;          /* dictionary capacity; default 64 KiB */
 	int      sync_mode;          /* the spool's enum spool_sync_mode */
+	/* Redaction rules (read during spool_sink_new only); NULL, or rules
+	 * that never change a message, cost nothing per message. */
+	const redact_config *redact;
 	/* Called (from the writer or sync thread) on a fatal spool error; the
 	 * daemon should stop and exit non-zero. */
 	void   (*fatal)(void *arg, const char *msg);
@@ -58,6 +66,7 @@ typedef struct spool_sink_stats {
 	uint64_t queue_bytes;                      /* now */
 	uint32_t dict_id;                          /* current, 0 = none */
 	uint64_t syncs, sync_ns_max;
+	redact_stats redact;                       /* all zero without redaction */
 } spool_sink_stats;
 
 /* sp stays owned by the caller and must outlive the sink. */
