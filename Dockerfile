@@ -25,7 +25,7 @@ FROM ${DEBIAN_IMAGE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	autoconf automake libtool pkg-config gcc make \
-	libev-dev liblmdb-dev libzstd-dev libcurl4-openssl-dev libdeflate-dev \
+	libev-dev liblmdb-dev libzstd-dev libcurl4-openssl-dev libdeflate-dev zlib1g-dev \
 	libinih-dev libmicrohttpd-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

@@ -1994,6 +1994,9 @@ static void print_forward(const cfg *c, FILE *f)
 		else
 			fprintf(f, "header = %.*s: " CFG_REDACTED "\n", (int)h->name_len, h->line);
 	}
+	if (!c->fwd_nheaders)
+		fprintf(f, "# header = (not set: no extra header)\n"
+		        "# header-file = (not set: no header read from a file)\n");
 	print_path(f, "ca-file", c->fwd_ca_file, "the system's CA certificates");
 	print_path(f, "ca-dir", c->fwd_ca_dir, "the system's CA certificates");
 	print_path(f, "client-cert", c->fwd_client_cert, "no client certificate");
