@@ -5,15 +5,12 @@
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,9 +18,7 @@
 
 double mt_now(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	return rxp_now();
 }
 
 int mt_http(unsigned port, const char *method, const char *path, const char *data,
@@ -151,75 +146,20 @@ int mt_prom_check(const char *text, char *why, size_t whylen)
 	return 0;
 }
 
-static unsigned read_port(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	unsigned p = 0;
-
-	if (f) {
-		if (fscanf(f, "%u", &p) != 1)
-			p = 0;
-		fclose(f);
-	}
-	return p;
-}
-
 int mt_rx_start(mt_rx *x, const char *py, const char *script, const char *dir,
                 const char *name)
 {
-	char pf[700], cpf[700];
-	double t0;
-
-	memset(x, 0, sizeof *x);
-	snprintf(pf, sizeof pf, "%s/%s.port", dir, name);
-	snprintf(cpf, sizeof cpf, "%s/%s.cport", dir, name);
-	snprintf(x->rec, sizeof x->rec, "%s/%s.rec", dir, name);
-	snprintf(x->events, sizeof x->events, "%s/%s.events", dir, name);
-	snprintf(x->err, sizeof x->err, "%s/%s.err", dir, name);
-	x->pid = fork();
-	if (x->pid < 0)
-		return -1;
-	if (x->pid == 0) {
-		if (!freopen(x->err, "w", stderr))
-			_exit(127);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execl(py, py, script, "--port-file", pf, "--control-port-file", cpf,
-		      "--record", x->rec, "--record-events", x->events, (char *)NULL);
-		_exit(127);
-	}
-	for (t0 = mt_now(); mt_now() - t0 < 15; usleep(20000)) {
-		x->port = read_port(pf);
-		x->cport = read_port(cpf);
-		if (x->port && x->cport)
-			return 0;
-		if (waitpid(x->pid, NULL, WNOHANG) == x->pid) {
-			x->pid = 0;
-			break;
-		}
-	}
-	return -1;
+	return rxp_start(x, py, script, dir, name, NULL);
 }
 
 void mt_rx_stop(mt_rx *x)
 {
-	double t0;
-
-	if (x->pid <= 0)
-		return;
-	kill(x->pid, SIGTERM);
-	for (t0 = mt_now(); mt_now() - t0 < 10; usleep(10000))
-		if (waitpid(x->pid, NULL, WNOHANG) == x->pid) {
-			x->pid = 0;
-			return;
-		}
-	kill(x->pid, SIGKILL);
-	waitpid(x->pid, NULL, 0);
-	x->pid = 0;
+	rxp_stop(x);
 }
 
 int mt_rx_control(const mt_rx *x, const char *cmd)
 {
-	return mt_http(x->cport, "POST", "/_control", cmd, NULL) == 200 ? 0 : -1;
+	return rxp_control(x, "%s", cmd);
 }
 
 int mt_file_has(const char *path, const char *needle, double timeout_s)

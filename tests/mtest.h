@@ -1,11 +1,13 @@
 /* mtest.h -- helpers shared by the metrics and signal tests: a small HTTP
- * client (scrapes and receiver control), Prometheus text look-ups, and
- * tests/receiver.py instances started and stopped by PID. */
+ * client (scrapes), Prometheus text look-ups, and tests/receiver.py
+ * instances (tests/rxproc.c) started and stopped by PID. */
 #ifndef SPOOLCAP_MTEST_H
 #define SPOOLCAP_MTEST_H
 
 #include <stddef.h>
 #include <sys/types.h>
+
+#include "rxproc.h"
 
 double mt_now(void);                 /* monotonic seconds */
 
@@ -21,12 +23,9 @@ double mt_prom(const char *text, const char *series);
  * before it, counters end in _total, values parse. 0, or -1 with why. */
 int mt_prom_check(const char *text, char *why, size_t whylen);
 
-/* A tests/receiver.py on 127.0.0.1, port 0. */
-typedef struct mt_rx {
-	pid_t    pid;
-	unsigned port, cport;
-	char     rec[600], events[600], err[600];
-} mt_rx;
+/* A tests/receiver.py on 127.0.0.1, port 0 (tests/rxproc.h: --record in
+ * rec, --record-events in events, stderr in err). */
+typedef struct rxp mt_rx;
 /* py: python3; script: tests/receiver.py; dir: scratch dir; name: prefix. */
 int  mt_rx_start(mt_rx *x, const char *py, const char *script, const char *dir,
                  const char *name);

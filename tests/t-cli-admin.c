@@ -26,20 +26,13 @@
 #include <sys/wait.h>
 
 #include "agentd.h"
+#include "rxproc.h"
 #include "spop_client.h"
 #include "tap.h"
 
 static char exe[512], cli[512], tmp[] = "/tmp/t-cli-admin-XXXXXX";
 static char py[512], rxpy[700];
 static char out[262144];
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Runs `spoolcap ARGS` (fmt) through the shell; stdout (and stderr with
  * both) into out; returns the exit status, or -1. */
@@ -133,13 +126,13 @@ static long long stat_num(const char *spool, const char *key)
 /* Waits (bounded; not a timed assertion) until stat's key reaches want. */
 static int wait_stat(const char *spool, const char *key, long long want, double max_s)
 {
-	double t0 = now_s();
+	double t0 = rxp_now();
 
 	do {
 		if (stat_num(spool, key) >= want)
 			return 0;
 		usleep(50000);
-	} while (now_s() - t0 < max_s);
+	} while (rxp_now() - t0 < max_s);
 	tap_diag("stat %s stayed at %lld, wanted %lld", key, stat_num(spool, key), want);
 	return -1;
 }
@@ -185,101 +178,6 @@ static int feed(unsigned port, unsigned first, unsigned n)
 	}
 	spc_close(&c);
 	return 0;
-}
-
-/* ---- the scripted event processor ---- */
-
-struct rx {
-	pid_t    pid;
-	unsigned port;
-	char     ctl[700], rec[700];
-};
-
-static int rx_control(struct rx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int rx_control(struct rx *x, const char *fmt, ...)
-{
-	char tmpf[760];
-	va_list ap;
-	FILE *f;
-
-	/* replaced with rename, never rewritten in place (receiver.py) */
-	snprintf(tmpf, sizeof tmpf, "%s.new", x->ctl);
-	f = fopen(tmpf, "w");
-	if (!f)
-		return -1;
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	fputc('\n', f);
-	if (fclose(f) != 0)
-		return -1;
-	return rename(tmpf, x->ctl);
-}
-
-static void rx_init(struct rx *x)
-{
-	memset(x, 0, sizeof *x);
-	snprintf(x->ctl, sizeof x->ctl, "%s/rx.ctl", tmp);
-	snprintf(x->rec, sizeof x->rec, "%s/rx.rec", tmp);
-}
-
-/* Starts receiver.py with the control file as it is (rx_control first). */
-static int rx_start(struct rx *x)
-{
-	char pf[700], err[700];
-	double t0;
-	FILE *f;
-
-	snprintf(pf, sizeof pf, "%s/rx.port", tmp);
-	snprintf(err, sizeof err, "%s/rx.err", tmp);
-	unlink(pf);
-	x->port = 0;
-	if (access(x->ctl, F_OK) != 0 && rx_control(x, "ok") < 0)
-		return -1;
-	fflush(stdout);
-	x->pid = fork();
-	if (x->pid < 0)
-		return -1;
-	if (x->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (!freopen(err, "a", stderr))
-			_exit(126);
-		execl(py, py, rxpy, "--listen", "127.0.0.1:0", "--port-file", pf,
-		      "--control-file", x->ctl, "--record", x->rec, (char *)NULL);
-		_exit(127);
-	}
-	for (t0 = now_s(); now_s() - t0 < 15; usleep(20000)) {
-		f = fopen(pf, "r");
-		if (f) {
-			if (fscanf(f, "%u", &x->port) != 1)
-				x->port = 0;
-			fclose(f);
-		}
-		if (x->port)
-			return 0;
-		if (waitpid(x->pid, NULL, WNOHANG) == x->pid)
-			break;
-	}
-	x->pid = 0;
-	tap_diag("receiver.py did not start (see %s)", err);
-	return -1;
-}
-
-static void rx_stop(struct rx *x)
-{
-	double t0;
-
-	if (x->pid <= 0)
-		return;
-	kill(x->pid, SIGTERM);
-	for (t0 = now_s(); now_s() - t0 < 10; usleep(10000))
-		if (waitpid(x->pid, NULL, WNOHANG) == x->pid) {
-			x->pid = 0;
-			return;
-		}
-	kill(x->pid, SIGKILL);
-	waitpid(x->pid, NULL, 0);
-	x->pid = 0;
 }
 
 /* ---- damage ---- */
@@ -592,7 +490,7 @@ static int seq_line(const char *text, unsigned seq)
 }
 
 /* Dead letters from real rejects; dlq ls/show/requeue/purge. */
-static int test_dlq(const char *spool, struct rx *x)
+static int test_dlq(const char *spool, struct rxp *x)
 {
 	char log[600], url[64];
 	const char *fwd[] = { "--spool", spool, "--log-level", "warn", "--forward", url,
@@ -613,7 +511,8 @@ static int test_dlq(const char *spool, struct rx *x)
 	snprintf(uuid, sizeof uuid, "%.36s", strstr(out, "\"uuid\":\"") + 8);
 
 	/* the processor rejects events 3 and 7 */
-	if (rx_control(x, "reject-ids %s-3 %s-7 with 400", uuid, uuid) < 0 || rx_start(x) < 0) {
+	if (rxp_start(x, py, rxpy, tmp, "rx", NULL) < 0 ||
+	    rxp_control(x, "reject-ids %s-3 %s-7 with 400", uuid, uuid) < 0) {
 		tap_ok(0, "receiver.py starts");
 		return -1;
 	}
@@ -680,8 +579,7 @@ static int test_dlq(const char *spool, struct rx *x)
 	tap_ok(strstr(out, "requeue") && strstr(out, "--all"), "... describing the actions");
 
 	/* --all: three more rejected, all requeued at once */
-	rx_control(x, "reject-ids %s-12 %s-13 %s-14 with 400", uuid, uuid, uuid);
-	usleep(300000);             /* the receiver polls its control file */
+	rxp_control(x, "reject-ids %s-12 %s-13 %s-14 with 400", uuid, uuid, uuid);
 	tap_ok(feed(d.port, 11, 3) == 0, "three more NOTIFYs (seqs 12-14)");
 	tap_ok(wait_stat(spool, "dead_letters", 3, 30) == 0, "... all three dead-lettered");
 	tap_is_int(sc(1, "dlq requeue '%s' --all", spool), 0, "dlq requeue --all: exit 0");
@@ -689,8 +587,7 @@ static int test_dlq(const char *spool, struct rx *x)
 	       strstr(out, "requeued 3 dead letters"), "dlq requeue --all: 12->15, 13->16, 14->17");
 	tap_ok(wait_stat(spool, "cursor", 17, 30) == 0, "... all delivered");
 	/* two more to keep: one purged now, one for verify */
-	rx_control(x, "reject-ids %s-18 %s-19 with 400", uuid, uuid);
-	usleep(300000);
+	rxp_control(x, "reject-ids %s-18 %s-19 with 400", uuid, uuid);
 	tap_ok(feed(d.port, 14, 2) == 0 && wait_stat(spool, "dead_letters", 2, 30) == 0 &&
 	       wait_stat(spool, "cursor", 19, 30) == 0, "two more dead letters (18, 19)");
 	tap_is_int(sc(1, "dlq purge '%s' 18", spool), 0, "dlq purge 18: exit 0");
@@ -702,7 +599,7 @@ static int test_dlq(const char *spool, struct rx *x)
 	       line1(out));
 	tap_ok(agentd_alive(&d), "the daemon is still running");
 	tap_is_int(agentd_stop(&d, 10000), 0, "spoolcapd --forward exits 0");
-	rx_stop(x);
+	rxp_stop(x);
 	return 0;
 }
 
@@ -847,7 +744,7 @@ static void test_compact(const char *spool)
 }
 
 /* Every subcommand while the daemon captures and delivers. */
-static void test_under_load(const char *spool, struct rx *x)
+static void test_under_load(const char *spool, struct rxp *x)
 {
 	char log[600], url[64], copy[600];
 	const char *fwd[] = { "--spool", spool, "--log-level", "warn", "--forward", url,
@@ -862,6 +759,10 @@ static void test_under_load(const char *spool, struct rx *x)
 	int i, bad = 0;
 
 	memset(&l, 0, sizeof l);
+	if (rxp_start(x, py, rxpy, tmp, "rx", NULL) < 0) {
+		tap_ok(0, "receiver.py starts");
+		return;
+	}
 	/* 40 of the next events are rejected: dead letters keep coming */
 	{
 		char ids[8192];
@@ -869,11 +770,7 @@ static void test_under_load(const char *spool, struct rx *x)
 
 		for (i = 0; i < 40; i++)
 			o += (size_t)snprintf(ids + o, sizeof ids - o, " %s-%d", uuid, 30 + i * 25);
-		rx_control(x, "reject-ids%s with 422", ids);
-	}
-	if (rx_start(x) < 0) {
-		tap_ok(0, "receiver.py starts");
-		return;
+		rxp_control(x, "reject-ids%s with 422", ids);
 	}
 	snprintf(url, sizeof url, "http://127.0.0.1:%u/", x->port);
 	snprintf(log, sizeof log, "%s/agent-load.log", tmp);
@@ -957,7 +854,7 @@ static void test_under_load(const char *spool, struct rx *x)
 	tap_ok(agentd_alive(&d), "the daemon is still running");
 	dead = stat_num(spool, "dead_letters");
 	tap_is_int(agentd_stop(&d, 10000), 0, "spoolcapd exits 0");
-	rx_stop(x);
+	rxp_stop(x);
 	tap_is_int(sc(1, "verify '%s'", spool), 0, "verify after the load: clean");
 	tap_ok(dead >= 0, "%lld dead letters at the end", dead);
 	tap_is_int(sc(1, "verify '%s/load-copy-1'", tmp), 0, "the copy taken under load verifies clean");
@@ -967,7 +864,7 @@ int main(int argc, char **argv)
 {
 	const char *top = getenv("top_srcdir"), *pe = getenv("PYTHON3");
 	char spool[600];
-	struct rx x;
+	struct rxp x;
 
 	(void)argc;
 	signal(SIGPIPE, SIG_IGN);
@@ -989,7 +886,7 @@ int main(int argc, char **argv)
 	agentd_exe(argv[0], exe, sizeof exe);
 	agentd_cli_exe(exe, cli, sizeof cli);
 	snprintf(spool, sizeof spool, "%s/spool", tmp);
-	rx_init(&x);
+	memset(&x, 0, sizeof x);
 
 	test_probe();
 	if (test_dlq(spool, &x) == 0) {
@@ -997,7 +894,7 @@ int main(int argc, char **argv)
 		test_compact(spool);
 		test_under_load(spool, &x);
 	}
-	rx_stop(&x);
+	rxp_stop(&x);
 	agentd_cleanup_dir(tmp, tap_failed);
 	return tap_done(0);
 }

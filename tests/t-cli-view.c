@@ -15,20 +15,15 @@
  * and every error path (exit 2 with a message naming the problem). */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "agentd.h"
+#include "rxproc.h"
 #include "spop_client.h"
 #include "spoolcap/record.h"
 #include "spoolcap/spool.h"
@@ -494,107 +489,6 @@ out:
 
 /* ------------------------------------------------ the live spool */
 
-struct rx {
-	pid_t    pid;
-	unsigned port, cport;
-	char     events[700], err[700];
-};
-
-static unsigned read_port(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	unsigned p = 0;
-
-	if (f) {
-		if (fscanf(f, "%u", &p) != 1)
-			p = 0;
-		fclose(f);
-	}
-	return p;
-}
-
-static int rx_start(struct rx *x)
-{
-	char pf[700], cpf[700], rxpy[700];
-	int64_t t0;
-
-	memset(x, 0, sizeof *x);
-	snprintf(pf, sizeof pf, "%s/rx.port", tmp);
-	snprintf(cpf, sizeof cpf, "%s/rx.cport", tmp);
-	snprintf(x->events, sizeof x->events, "%s/rx.events", tmp);
-	snprintf(x->err, sizeof x->err, "%s/rx.err", tmp);
-	snprintf(rxpy, sizeof rxpy, "%s/tests/receiver.py", srcdir);
-	x->pid = fork();
-	if (x->pid < 0)
-		return -1;
-	if (x->pid == 0) {
-		if (!freopen(x->err, "w", stderr))
-			_exit(127);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execl(py, py, rxpy, "--port-file", pf, "--control-port-file", cpf,
-		      "--record-events", x->events, (char *)NULL);
-		_exit(127);
-	}
-	for (t0 = now_ms(); now_ms() - t0 < 15000; usleep(20000)) {
-		x->port = read_port(pf);
-		x->cport = read_port(cpf);
-		if (x->port && x->cport)
-			return 0;
-		if (waitpid(x->pid, NULL, WNOHANG) == x->pid) {
-			x->pid = 0;
-			break;
-		}
-	}
-	tap_diag("receiver did not start (see %s)", x->err);
-	return -1;
-}
-
-static void rx_stop(struct rx *x)
-{
-	int64_t t0;
-
-	if (x->pid <= 0)
-		return;
-	kill(x->pid, SIGTERM);
-	for (t0 = now_ms(); now_ms() - t0 < 10000; usleep(10000))
-		if (waitpid(x->pid, NULL, WNOHANG) == x->pid) {
-			x->pid = 0;
-			return;
-		}
-	kill(x->pid, SIGKILL);
-	waitpid(x->pid, NULL, 0);
-	x->pid = 0;
-}
-
-/* POST /_control; 0 when the receiver answered 200. */
-static int rx_control(const struct rx *x, const char *cmd)
-{
-	struct sockaddr_in a;
-	char req[1024], resp[512];
-	ssize_t n, got = 0;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), rc = -1;
-	struct timeval tv = { 5, 0 };
-
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	memset(&a, 0, sizeof a);
-	a.sin_family = AF_INET;
-	a.sin_port = htons((uint16_t)x->cport);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	n = snprintf(req, sizeof req, "POST /_control HTTP/1.0\r\nContent-Type: text/plain\r\n"
-	             "Content-Length: %zu\r\n\r\n%s", strlen(cmd), cmd);
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, req, (size_t)n) == n) {
-		while (got < (ssize_t)sizeof resp - 1 &&
-		       (n = read(fd, resp + got, sizeof resp - 1 - (size_t)got)) > 0)
-			got += n;
-		resp[got] = 0;
-		rc = strstr(resp, " 200 ") ? 0 : -1;
-	}
-	close(fd);
-	return rc;
-}
-
 /* One request and one response NOTIFY per pair k, as the recipe sends them
  * (cap-req: seq 2k - 1, cap-res: seq 2k on an empty spool). */
 static int feed_pairs(unsigned port, unsigned first, unsigned n)
@@ -702,11 +596,11 @@ static char *sorted_lines(char *s)
 
 static int make_live(char *uuid, size_t uuidlen)
 {
-	char log[700], url[128], err[512], cmd[256];
+	char log[700], url[128], err[512], cmd[256], rxpy[700];
 	const char *args[] = { "--spool", live, "--log-level", "error", "--forward", url,
 	                       "--retain", "1h", "--forward-max-inflight", "1",
 	                       "--forward-linger", "20ms", "--threads", "1", NULL };
-	struct rx x;
+	struct rxp x;
 	agentd d;
 	int64_t t0;
 	int ok = 0;
@@ -714,12 +608,13 @@ static int make_live(char *uuid, size_t uuidlen)
 
 	snprintf(live, sizeof live, "%s/live", tmp);
 	snprintf(log, sizeof log, "%s/live.log", tmp);
-	if (rx_start(&x) < 0)
+	snprintf(rxpy, sizeof rxpy, "%s/tests/receiver.py", srcdir);
+	if (rxp_start(&x, py, rxpy, tmp, "rx", NULL) < 0)
 		return -1;
 	snprintf(url, sizeof url, "http://127.0.0.1:%u/events", x.port);
 	if (agentd_start(&d, exe, log, args, 10000, err, sizeof err) < 0) {
 		tap_diag("spoolcapd: %s", err);
-		rx_stop(&x);
+		rxp_stop(&x);
 		return -1;
 	}
 	/* Reject the response of pair 7 (seq 14): it becomes a dead letter. */
@@ -727,7 +622,7 @@ static int make_live(char *uuid, size_t uuidlen)
 	    (u = strstr(out2, "\"uuid\":\"")))
 		snprintf(uuid, uuidlen, "%.36s", u + 8);
 	snprintf(cmd, sizeof cmd, "reject-ids %s-14 with 400", uuid);
-	if (rx_control(&x, cmd) < 0 || feed_pairs(d.port, 1, NPAIRS) < 0)
+	if (rxp_control(&x, "%s", cmd) < 0 || feed_pairs(d.port, 1, NPAIRS) < 0)
 		goto out;
 	for (t0 = now_ms(); now_ms() - t0 < 30000; usleep(50000))
 		if (stat_num("records") == 0 && stat_num("dead_letters") == 1)
@@ -735,7 +630,7 @@ static int make_live(char *uuid, size_t uuidlen)
 	tap_is_int(stat_num("records"), 0, "live: the daemon delivered everything");
 	tap_is_int(stat_num("dead_letters"), 1, "live: the rejected record is a dead letter");
 	/* The processor now fails: the next pairs stay pending. */
-	if (rx_control(&x, "status 503") < 0 || feed_pairs(d.port, NPAIRS + 1, NPEND) < 0)
+	if (rxp_control(&x, "status 503") < 0 || feed_pairs(d.port, NPAIRS + 1, NPEND) < 0)
 		goto out;
 	/* While the daemon runs: the subcommands work beside it. */
 	tap_is_int(runf(out, sizeof out, "'%s' ls '%s'", cli, live), 0,
@@ -751,7 +646,7 @@ out:
 		tap_diag("spoolcapd did not stop cleanly");
 		ok = 0;
 	}
-	rx_stop(&x);
+	rxp_stop(&x);
 	if (!ok)
 		agentd_dump_log(&d, 20);
 	return ok ? 0 : -1;

@@ -7,21 +7,16 @@
  * assertions beyond a generous lower bound for Retry-After. */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "agentd.h"
+#include "rxproc.h"
 #include "spop_client.h"
 #include "spoolcap/dictcache.h"
 #include "spoolcap/log.h"
@@ -34,14 +29,6 @@
 static char exe[512], cli[512], py[512], rxpy[600], tmp[] = "/tmp/t-replay-XXXXXX";
 static char certs[700];                 /* tests/mkcerts.sh output */
 static const char *rx_args[8];          /* extra receiver.py arguments */
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- the spool: N NOTIFYs through the real daemon ---- */
 
@@ -98,124 +85,19 @@ static int make_spool(const char *name, unsigned n, char *dir, size_t dirlen)
 
 /* ---- receivers ---- */
 
-struct rx {
-	pid_t    pid;
-	unsigned port, cport;
-	char     rec[700], err[700];
-};
-
-static unsigned read_port(const char *path)
+/* receiver.py, or capture.py (which takes the same arguments) when
+ * capture is set; rx_args are passed on. */
+static int rx_start(struct rxp *x, const char *name, int capture)
 {
-	FILE *f = fopen(path, "r");
-	unsigned p = 0;
+	char cap[700];
 
-	if (f) {
-		if (fscanf(f, "%u", &p) != 1)
-			p = 0;
-		fclose(f);
-	}
-	return p;
-}
-
-/* script: receiver.py (with control port) or the body-capture script. */
-static int rx_start(struct rx *x, const char *name, int capture)
-{
-	char pf[700], cpf[700], cap[700];
-	double t0;
-
-	memset(x, 0, sizeof *x);
-	snprintf(pf, sizeof pf, "%s/%s.port", tmp, name);
-	snprintf(cpf, sizeof cpf, "%s/%s.cport", tmp, name);
-	snprintf(x->rec, sizeof x->rec, "%s/%s.rec", tmp, name);
-	snprintf(x->err, sizeof x->err, "%s/%s.err", tmp, name);
 	snprintf(cap, sizeof cap, "%s/capture.py", tmp);
-	x->pid = fork();
-	if (x->pid < 0)
-		return -1;
-	if (x->pid == 0) {
-		FILE *e = freopen(x->err, "w", stderr);
-
-		(void)e;
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (capture)
-			execl(py, py, cap, pf, x->rec, (char *)NULL);
-		else {
-			const char *av[24] = { py, rxpy, "--port-file", pf, "--control-port-file",
-			                       cpf, "--record", x->rec };
-			size_t i;
-
-			for (i = 0; i < 8 && rx_args[i]; i++)
-				av[8 + i] = rx_args[i];
-			execv(py, (char **)(uintptr_t)av);
-		}
-		_exit(127);
-	}
-	for (t0 = now_s(); now_s() - t0 < 15; usleep(20000)) {
-		x->port = read_port(pf);
-		x->cport = capture ? 1 : read_port(cpf);
-		if (x->port && x->cport)
-			return 0;
-		if (waitpid(x->pid, NULL, WNOHANG) == x->pid) {
-			x->pid = 0;
-			break;
-		}
-	}
-	tap_diag("receiver %s did not start (see %s)", name, x->err);
-	return -1;
-}
-
-static void rx_stop(struct rx *x)
-{
-	double t0;
-
-	if (x->pid <= 0)
-		return;
-	kill(x->pid, SIGTERM);
-	for (t0 = now_s(); now_s() - t0 < 10; usleep(10000))
-		if (waitpid(x->pid, NULL, WNOHANG) == x->pid) {
-			x->pid = 0;
-			return;
-		}
-	kill(x->pid, SIGKILL);
-	waitpid(x->pid, NULL, 0);
-	x->pid = 0;
-}
-
-/* POST /_control on the control port; 0 if the receiver answered 200. */
-static int rx_control(const struct rx *x, const char *cmd)
-{
-	struct sockaddr_in a;
-	char req[1024], resp[512];
-	ssize_t n, got = 0;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), rc = -1;
-	struct timeval tv = { 5, 0 };
-
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	memset(&a, 0, sizeof a);
-	a.sin_family = AF_INET;
-	a.sin_port = htons((uint16_t)x->cport);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	n = snprintf(req, sizeof req, "POST /_control HTTP/1.0\r\nContent-Type: text/plain\r\n"
-	             "Content-Length: %zu\r\n\r\n%s", strlen(cmd), cmd);
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, req, (size_t)n) == n) {
-		while (got < (ssize_t)sizeof resp - 1 &&
-		       (n = read(fd, resp + got, sizeof resp - 1 - (size_t)got)) > 0)
-			got += n;
-		resp[got] = 0;
-		rc = strncmp(resp, "HTTP/1.0 200", 12) == 0 || strncmp(resp, "HTTP/1.1 200", 12) == 0
-		     ? 0 : -1;
-		if (rc)
-			tap_diag("control '%s' answered: %.80s", cmd, resp);
-	}
-	close(fd);
-	return rc;
+	return rxp_start(x, py, capture ? cap : rxpy, tmp, name, rx_args);
 }
 
 /* Counts 2xx lines per seq in a receiver.py record file: ok[seq] (1..N).
  * Returns the number of lines, -1 if unreadable. */
-static int rx_tally(const struct rx *x, const char *uuid, unsigned *ok, unsigned *bad)
+static int rx_tally(const struct rxp *x, const char *uuid, unsigned *ok, unsigned *bad)
 {
 	FILE *f = fopen(x->rec, "r");
 	char line[512], id[200], key[200], nd[8];
@@ -260,7 +142,7 @@ struct run {
 /* Settings a scenario changes from run_open's (tw.url: the scheme). */
 static replay_config tw;
 
-static int run_open(struct run *u, const char *name, const struct rx *x)
+static int run_open(struct run *u, const char *name, const struct rxp *x)
 {
 	char err[512], url[128];
 	replay_config c;
@@ -311,10 +193,10 @@ static int run_open(struct run *u, const char *name, const struct rx *x)
 
 static void run_drain_for(struct run *u, double secs)
 {
-	double t0 = now_s();
+	double t0 = rxp_now();
 
 	u->rc = replay_run_until_drained(u->r, secs);
-	u->secs = now_s() - t0;
+	u->secs = rxp_now() - t0;
 }
 
 static void run_drain(struct run *u)
@@ -342,7 +224,7 @@ static void run_close(struct run *u)
 
 /* Checks shared by every scenario: drained, cursor at N, nothing pending;
  * every seq not in skip[] delivered (exactly once when once). */
-static void check_delivered(const char *what, struct run *u, const struct rx *x,
+static void check_delivered(const char *what, struct run *u, const struct rxp *x,
                             const uint64_t *skip, size_t nskip, int once)
 {
 	static unsigned ok[N + 1];
@@ -400,7 +282,7 @@ static int dlq_cb(const spool_dlq_entry *e, void *user)
 }
 
 struct later {
-	const struct rx *x;
+	const struct rxp *x;
 	const char *cmd;
 	unsigned ms;
 	int rc;
@@ -411,17 +293,21 @@ static void *later_fn(void *arg)
 	struct later *l = arg;
 
 	usleep(l->ms * 1000u);
-	l->rc = rx_control(l->x, l->cmd);
+	l->rc = rxp_control(l->x, "%s", l->cmd);
 	return NULL;
 }
 
+/* Records the POST bodies as received. It takes receiver.py's arguments
+ * (rxp_start passes them) and has no control commands: both port files
+ * name its one port. */
 static const char capture_py[] =
 	"import http.server, os, sys\n"
+	"a = dict(zip(sys.argv[1::2], sys.argv[2::2]))\n"
 	"class H(http.server.BaseHTTPRequestHandler):\n"
 	"    protocol_version = 'HTTP/1.1'\n"
 	"    def do_POST(self):\n"
 	"        b = self.rfile.read(int(self.headers.get('Content-Length', '0')))\n"
-	"        with open(sys.argv[2], 'ab') as f:\n"
+	"        with open(a['--record'], 'ab') as f:\n"
 	"            f.write(b)\n"
 	"        self.send_response(200)\n"
 	"        self.send_header('Content-Length', '0')\n"
@@ -429,8 +315,9 @@ static const char capture_py[] =
 	"    def log_message(self, *a):\n"
 	"        pass\n"
 	"s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)\n"
-	"open(sys.argv[1] + '.tmp', 'w').write(str(s.server_address[1]))\n"
-	"os.rename(sys.argv[1] + '.tmp', sys.argv[1])\n"
+	"for pf in (a['--port-file'], a['--control-port-file']):\n"
+	"    open(pf + '.tmp', 'w').write(str(s.server_address[1]))\n"
+	"    os.rename(pf + '.tmp', pf)\n"
 	"s.serve_forever()\n";
 
 static char *slurp(const char *path, size_t *len)
@@ -457,7 +344,7 @@ static int odd_only(void *arg, uint64_t seq, const record_view *v)
 }
 
 /* A new replay object over the run's spool (after replay_free). */
-static int restart_replay(struct run *u, const struct rx *x)
+static int restart_replay(struct run *u, const struct rxp *x)
 {
 	char err[512], url[128];
 	replay_config c;
@@ -477,7 +364,7 @@ static int restart_replay(struct run *u, const struct rx *x)
 
 /* (10) TLS: verification against our CA, refusal without it, the insecure
  * opt-out, and a receiver that requires a client certificate. */
-static void tls_scenarios(struct run *u, struct rx *x)
+static void tls_scenarios(struct run *u, struct rxp *x)
 {
 	char ca[800], other_ca[800], srv[800], srvkey[800], cli_crt[800], cli_key[800];
 	struct { const char *name, *ca; int insecure, mtls, client, ok; } cs[] = {
@@ -535,7 +422,7 @@ static void tls_scenarios(struct run *u, struct rx *x)
 			tap_ok(0, "%s: set-up", cs[i].name);
 		}
 		run_close(u);
-		rx_stop(x);
+		rxp_stop(x);
 	}
 	memset(rx_args, 0, sizeof rx_args);
 	memset(&tw, 0, sizeof tw);
@@ -545,7 +432,7 @@ int main(int argc, char **argv)
 {
 	const char *top = getenv("top_srcdir"), *p = getenv("PYTHON3");
 	struct run u;
-	struct rx x;
+	struct rxp x;
 	char path[800], cmd[2200];
 	FILE *f;
 
@@ -601,7 +488,7 @@ int main(int argc, char **argv)
 		tap_ok(0, "healthy: set-up");
 	}
 	run_close(&u);
-	rx_stop(&x);
+	rxp_stop(&x);
 
 	/* (1b) the POSTed bytes are `spoolcap dump` of the same records, in
 	 * order with one batch in flight. */
@@ -614,7 +501,7 @@ int main(int argc, char **argv)
 		tap_is_int(system(cmd), 0, "bytes: spoolcap dump before delivery");
 		run_drain(&u);
 		tap_is_int(u.rc, 0, "bytes: drained");
-		rx_stop(&x);
+		rxp_stop(&x);
 		snprintf(path, sizeof path, "%s/s1b.dump", tmp);
 		want = slurp(path, &wl);
 		got = slurp(x.rec, &gl);
@@ -626,12 +513,12 @@ int main(int argc, char **argv)
 		tap_ok(0, "bytes: set-up");
 	}
 	run_close(&u);
-	rx_stop(&x);
+	rxp_stop(&x);
 	tw.max_inflight = 0;
 
 	/* (2) 503 three times, then ok. */
 	if (rx_start(&x, "rx2", 0) == 0 && run_open(&u, "s2", &x) == 0) {
-		tap_is_int(rx_control(&x, "status 503 for 3"), 0, "503: receiver scripted");
+		tap_is_int(rxp_control(&x, "status 503 for 3"), 0, "503: receiver scripted");
 		run_drain(&u);
 		check_delivered("503", &u, &x, NULL, 0, 1);
 		tap_ok(replay_get_stats(u.r)->retries[REPLAY_TRANSIENT] >= 3,
@@ -641,11 +528,11 @@ int main(int argc, char **argv)
 		tap_ok(0, "503: set-up");
 	}
 	run_close(&u);
-	rx_stop(&x);
+	rxp_stop(&x);
 
 	/* (3) 429 with Retry-After: 1 once: the retry waits >= ~1 s. */
 	if (rx_start(&x, "rx3", 0) == 0 && run_open(&u, "s3", &x) == 0) {
-		tap_is_int(rx_control(&x, "retry-after 1 for 1"), 0, "retry-after: receiver scripted");
+		tap_is_int(rxp_control(&x, "retry-after 1 for 1"), 0, "retry-after: receiver scripted");
 		run_drain(&u);
 		check_delivered("retry-after", &u, &x, NULL, 0, 1);
 		tap_ok(replay_get_stats(u.r)->last_delay_ms >= 1000,
@@ -656,7 +543,7 @@ int main(int argc, char **argv)
 		tap_ok(0, "retry-after: set-up");
 	}
 	run_close(&u);
-	rx_stop(&x);
+	rxp_stop(&x);
 
 	/* (4) two poison ids -> dead letters with 400, the rest delivered. */
 	if (rx_start(&x, "rx4", 0) == 0 && run_open(&u, "s4", &x) == 0) {
@@ -666,7 +553,7 @@ int main(int argc, char **argv)
 		memset(&d, 0, sizeof d);
 		snprintf(cmd, sizeof cmd, "reject-ids %s-%" PRIu64 " %s-%" PRIu64 " with 400",
 		         u.uuid, poison[0], u.uuid, poison[1]);
-		tap_is_int(rx_control(&x, cmd), 0, "reject: receiver scripted");
+		tap_is_int(rxp_control(&x, "%s", cmd), 0, "reject: receiver scripted");
 		run_drain(&u);
 		check_delivered("reject", &u, &x, poison, 2, 1);
 		spool_dlq_iterate(u.sp, 0, 0, dlq_cb, &d);
@@ -683,7 +570,7 @@ int main(int argc, char **argv)
 		tap_ok(0, "reject: set-up");
 	}
 	run_close(&u);
-	rx_stop(&x);
+	rxp_stop(&x);
 
 	/* (4b) 413 for one id: dead-lettered as too large. */
 	if (rx_start(&x, "rx4b", 0) == 0 && run_open(&u, "s4b", &x) == 0) {
@@ -692,7 +579,7 @@ int main(int argc, char **argv)
 
 		memset(&d, 0, sizeof d);
 		snprintf(cmd, sizeof cmd, "reject-ids %s-%" PRIu64 " with 413", u.uuid, poison[0]);
-		tap_is_int(rx_control(&x, cmd), 0, "413: receiver scripted");
+		tap_is_int(rxp_control(&x, "%s", cmd), 0, "413: receiver scripted");
 		run_drain(&u);
 		check_delivered("413", &u, &x, poison, 1, 1);
 		spool_dlq_iterate(u.sp, 0, 0, dlq_cb, &d);
@@ -703,7 +590,7 @@ int main(int argc, char **argv)
 		tap_ok(0, "413: set-up");
 	}
 	run_close(&u);
-	rx_stop(&x);
+	rxp_stop(&x);
 
 	/* (5) connections refused for ~1 s, then ok: nothing lost. */
 	if (rx_start(&x, "rx5", 0) == 0 && run_open(&u, "s5", &x) == 0) {
@@ -711,7 +598,7 @@ int main(int argc, char **argv)
 		pthread_t t;
 		int started;
 
-		tap_is_int(rx_control(&x, "refuse"), 0, "refuse: receiver scripted");
+		tap_is_int(rxp_control(&x, "refuse"), 0, "refuse: receiver scripted");
 		started = pthread_create(&t, NULL, later_fn, &l) == 0;
 		run_drain(&u);
 		if (started)
@@ -725,7 +612,7 @@ int main(int argc, char **argv)
 		tap_ok(0, "refuse: set-up");
 	}
 	run_close(&u);
-	rx_stop(&x);
+	rxp_stop(&x);
 
 
 	/* (6) four batches in flight, gzip and zstd bodies: all once, in any order. */
@@ -748,14 +635,14 @@ int main(int argc, char **argv)
 			tap_ok(0, "%s: set-up", name);
 		}
 		run_close(&u);
-		rx_stop(&x);
+		rxp_stop(&x);
 	}
 	tw.compress = 0;
 	tw.max_inflight = 0;
 
 	/* (7) 401 for a while: paused, nothing dropped, then all delivered. */
 	if (rx_start(&x, "rx7", 0) == 0 && run_open(&u, "s7", &x) == 0) {
-		tap_is_int(rx_control(&x, "status 401 for 4"), 0, "401: receiver scripted");
+		tap_is_int(rxp_control(&x, "status 401 for 4"), 0, "401: receiver scripted");
 		run_drain(&u);
 		check_delivered("401", &u, &x, NULL, 0, 0);
 		tap_ok(replay_get_stats(u.r)->retries[REPLAY_ENDPOINT] >= 4,
@@ -767,7 +654,7 @@ int main(int argc, char **argv)
 		tap_ok(0, "401: set-up");
 	}
 	run_close(&u);
-	rx_stop(&x);
+	rxp_stop(&x);
 
 	/* (8) one record the processor answers 500 to, every time, while empty
 	 * probes succeed: bisected and dead-lettered as persistent_5xx. */
@@ -779,7 +666,7 @@ int main(int argc, char **argv)
 
 		memset(&d, 0, sizeof d);
 		snprintf(cmd, sizeof cmd, "reject-ids %s-%" PRIu64 " with 500", u.uuid, poison[0]);
-		tap_is_int(rx_control(&x, cmd), 0, "p5xx: receiver scripted");
+		tap_is_int(rxp_control(&x, "%s", cmd), 0, "p5xx: receiver scripted");
 		run_drain(&u);
 		check_delivered("p5xx", &u, &x, poison, 1, 0);
 		spool_dlq_iterate(u.sp, 0, 0, dlq_cb, &d);
@@ -792,12 +679,12 @@ int main(int argc, char **argv)
 		tap_ok(0, "p5xx: set-up");
 	}
 	run_close(&u);
-	rx_stop(&x);
+	rxp_stop(&x);
 
 	/* (8b) an outage answering 503 to everything, probes included: with the
 	 * same thresholds nothing is dead-lettered. */
 	if (rx_start(&x, "rx8b", 0) == 0 && run_open(&u, "s8b", &x) == 0) {
-		tap_is_int(rx_control(&x, "status 503 for 24"), 0, "5xx outage: receiver scripted");
+		tap_is_int(rxp_control(&x, "status 503 for 24"), 0, "5xx outage: receiver scripted");
 		run_drain(&u);
 		check_delivered("5xx outage", &u, &x, NULL, 0, 0);
 		tap_is_int(replay_get_stats(u.r)->dead_letters, 0,
@@ -807,7 +694,7 @@ int main(int argc, char **argv)
 		tap_ok(0, "5xx outage: set-up");
 	}
 	run_close(&u);
-	rx_stop(&x);
+	rxp_stop(&x);
 	tw.persistent_5xx_attempts = 0;
 	tw.persistent_5xx_age = 0;
 
@@ -818,23 +705,23 @@ int main(int argc, char **argv)
 		double t0;
 		uint64_t left;
 
-		tap_is_int(rx_control(&x, "slow-body 60"), 0, "stop: receiver scripted");
+		tap_is_int(rxp_control(&x, "slow-body 60"), 0, "stop: receiver scripted");
 		tap_is_int(replay_start(u.r, err, sizeof err), 0, "stop: replay_start");
 		usleep(800000);
-		t0 = now_s();
+		t0 = rxp_now();
 		replay_stop(u.r, 0.5);
-		t0 = now_s() - t0;
+		t0 = rxp_now() - t0;
 		tap_ok(t0 >= 0.3 && t0 < 3, "stop: replay_stop returned after the grace (%.2f s)",
 		       t0);
 		left = pending_of(&u);
 		tap_ok(left == N, "stop: nothing delivered, all %d still pending (%" PRIu64 ")",
 		       N, left);
-		tap_is_int(rx_control(&x, "ok"), 0, "stop: receiver back to ok");
+		tap_is_int(rxp_control(&x, "ok"), 0, "stop: receiver back to ok");
 		replay_free(u.r);
 		u.r = NULL;
 		tap_ok(restart_replay(&u, &x) == 0 && replay_start(u.r, err, sizeof err) == 0,
 		       "stop: a new replay thread starts");
-		for (t0 = now_s(); now_s() - t0 < 30 && pending_of(&u) != 0; usleep(20000))
+		for (t0 = rxp_now(); rxp_now() - t0 < 30 && pending_of(&u) != 0; usleep(20000))
 			;
 		replay_stop(u.r, 1);
 		u.rc = pending_of(&u) == 0 ? 0 : -1;
@@ -851,7 +738,7 @@ int main(int argc, char **argv)
 		tap_ok(0, "stop: set-up");
 	}
 	run_close(&u);
-	rx_stop(&x);
+	rxp_stop(&x);
 
 	tls_scenarios(&u, &x);
 
@@ -887,7 +774,7 @@ int main(int argc, char **argv)
 		tap_ok(0, "copy: set-up");
 	}
 	run_close(&u);
-	rx_stop(&x);
+	rxp_stop(&x);
 	memset(&tw, 0, sizeof tw);
 
 	agentd_cleanup_dir(tmp, tap_failed);
