@@ -1,12 +1,14 @@
 #!/bin/bash
 # demo.sh -- run the capture pipeline on loopback and show what it captured.
 #
-# Starts a small HTTP backend (tests/backend.py), spoolcapd with a spool in a
-# scratch directory, and HAProxy with the capture recipe in contrib/haproxy/
-# (unchanged; addresses come from the SPOOLCAP_* environment variables it
-# documents), all on 127.0.0.1 with free ports. Sends a few requests with
-# curl, then shows HAProxy's log, `spoolcap stat`, the captured events
-# (`spoolcap dump`), and stops everything it started.
+# Starts a small HTTP backend (tests/backend.py), an event processor
+# (tests/receiver.py), spoolcapd with a spool in a scratch directory and
+# --forward to the processor, and HAProxy with the capture recipe in
+# contrib/haproxy/ (unchanged; addresses come from the SPOOLCAP_* environment
+# variables it documents), all on 127.0.0.1 with free ports. Sends a few
+# requests with curl, then shows HAProxy's log, `spoolcap stat`, the captured
+# events (`spoolcap dump`), what the processor received, and stops everything
+# it started.
 #
 # Usage: contrib/demo.sh [BUILDDIR]      (default: _build, as quickstart.sh
 #        makes it; SPOOLCAPD, SPOOLCAP and HAPROXY override the programs)
@@ -49,10 +51,20 @@ SPOOLCAP_AGENT=127.0.0.1:$(freeport)
 SPOOLCAP_SPOE_CONF=$top/contrib/haproxy/capture.spoe.conf
 export SPOOLCAP_FRONTEND SPOOLCAP_AGENT SPOOLCAP_SPOE_CONF
 
-step "Starting a backend, spoolcapd and $("$haproxy" -v | head -n 1 | cut -d' ' -f1-3)"
+step "Starting a backend, an event processor, spoolcapd and $("$haproxy" -v | head -n 1 | cut -d' ' -f1-3)"
 python3 "$top/tests/backend.py" --listen 127.0.0.1:0 --port-file "$work/backend.port" 2>"$work/backend.log" &
 pids+=("$!")
-"$spoolcapd" --foreground --listen "$SPOOLCAP_AGENT" --spool "$spool" --threads 2 2>"$work/spoolcapd.log" &
+# The event processor: tests/receiver.py checks each batch against the
+# delivery contract and records every event id it accepted.
+python3 "$top/tests/receiver.py" --listen 127.0.0.1:0 --port-file "$work/receiver.port" \
+	--record "$work/receiver.rec" 2>"$work/receiver.log" &
+pids+=("$!")
+for _ in $(seq 100); do [ -s "$work/receiver.port" ] && break; sleep 0.05; done
+[ -s "$work/receiver.port" ] || die "the event processor did not start: $(cat "$work/receiver.log")"
+processor=http://127.0.0.1:$(cat "$work/receiver.port")/events
+# --retain keeps delivered records, so that spoolcap dump below still shows them.
+"$spoolcapd" --foreground --listen "$SPOOLCAP_AGENT" --spool "$spool" --threads 2 \
+	--retain 1h --forward "$processor" --forward-linger 50ms 2>"$work/spoolcapd.log" &
 agent_pid=$!
 pids+=("$agent_pid")
 for _ in $(seq 100); do [ -s "$work/backend.port" ] && break; sleep 0.05; done
@@ -70,6 +82,7 @@ python3 "$top/tests/e2e.py" wait-up "$work/haproxy.sock" be_capture cap1 30 >/de
 	die "HAProxy did not mark spoolcapd UP: $(grep -v 'root' "$work/haproxy.err" | tail -n 5)"
 echo "    backend    $SPOOLCAP_BACKEND    (tests/backend.py)"
 echo "    spoolcapd  $SPOOLCAP_AGENT    spool in $spool (HAProxy's spop-check says UP)"
+echo "    processor  $processor    (tests/receiver.py; spoolcapd --forward)"
 echo "    HAProxy    http://$SPOOLCAP_FRONTEND/    (contrib/haproxy/haproxy.cfg)"
 
 step "Sending a few requests through HAProxy"
@@ -154,6 +167,19 @@ print("%d transactions logged by HAProxy; %d events in the spool: %s" % (
 sys.exit(0 if ok else 1)
 EOF
 
+step "What the event processor received (spoolcapd --forward $processor)"
+want=$(wc -l <"$work/dump.ndjson")
+got=0
+for _ in $(seq 100); do
+	got=$(awk '$1 ~ /^2/ && $4 == "new"' "$work/receiver.rec" 2>/dev/null | wc -l)
+	[ "$got" -ge "$want" ] && break
+	sleep 0.1
+done
+echo "    $got of the $want events in the spool were delivered (HTTP 2xx), in"
+echo "    $(awk '{print $3}' "$work/receiver.rec" | sort -u | wc -l) NDJSON batches with an Idempotency-Key each:"
+awk '{print $3}' "$work/receiver.rec" | sort -u | head -n 3 | indent
+[ "$got" -ge "$want" ] || captured=1
+
 kill -TERM "$agent_pid"
 agent_rc=0
 wait "$agent_pid" || agent_rc=$?
@@ -164,8 +190,8 @@ step "Done"
 cat <<EOF
     Everything above ran on loopback and has been stopped; the scratch
     directory is removed. spoolcapd ACKs each message once it is committed
-    to the LMDB spool. Delivery of the spool to an HTTP event processor is
-    being built (see README.md, Status).
+    to the LMDB spool, and delivers the spool to the event processor in
+    NDJSON batches (retried through outages: see README.md).
     The recipe: contrib/haproxy/haproxy.cfg and contrib/haproxy/capture.spoe.conf.
 EOF
 if [ "$captured" -ne 0 ] || [ "$agent_rc" -ne 0 ]; then
