@@ -375,21 +375,21 @@ static int body_cut(const cli_har_half *h)
 	return arg_str(h, "body", &b) && n > (int64_t)b.len;
 }
 
-static void post_data(json_buf *j, const cli_har_half *h)
+/* ,"text":... of a body (base64 when it is not UTF-8; HAR 1.2 names that
+ * "encoding" in content, and has no such field in postData, hence the
+ * underscore there) and a comment when the capture was cut. */
+static void body_text(json_buf *j, const cli_har_half *h, spop_str b, int in_post)
 {
-	spop_str b;
-
-	if (!arg_str(h, "body", &b) || (b.len == 0 && body_size(h) <= 0))
-		return;
-	LIT(j, ",\"postData\":{\"mimeType\":");
-	mime(j, h, "");
 	LIT(j, ",\"text\":");
 	if (json_utf8_valid(b.ptr, b.len)) {
 		str(j, b.ptr, b.len);
 	} else {
 		json_char(j, '"');
 		json_base64(j, b.ptr, b.len);
-		LIT(j, "\",\"_encoding\":\"base64\"");
+		if (in_post)
+			LIT(j, "\",\"_encoding\":\"base64\"");
+		else
+			LIT(j, "\",\"encoding\":\"base64\"");
 	}
 	if (body_cut(h)) {
 		LIT(j, ",\"comment\":\"truncated: ");
@@ -398,6 +398,17 @@ static void post_data(json_buf *j, const cli_har_half *h)
 		json_i64(j, body_size(h));
 		LIT(j, " bytes captured\"");
 	}
+}
+
+static void post_data(json_buf *j, const cli_har_half *h)
+{
+	spop_str b;
+
+	if (!arg_str(h, "body", &b) || (b.len == 0 && body_size(h) <= 0))
+		return;
+	LIT(j, ",\"postData\":{\"mimeType\":");
+	mime(j, h, "");
+	body_text(j, h, b, 1);
 	json_char(j, '}');
 }
 
@@ -472,23 +483,8 @@ static void content(json_buf *j, const cli_har_half *h)
 	json_i64(j, size > 0 ? size : 0);
 	LIT(j, ",\"mimeType\":");
 	mime(j, h, "x-unknown");
-	if (arg_str(h, "body", &b)) {
-		LIT(j, ",\"text\":");
-		if (json_utf8_valid(b.ptr, b.len)) {
-			str(j, b.ptr, b.len);
-		} else {
-			json_char(j, '"');
-			json_base64(j, b.ptr, b.len);
-			LIT(j, "\",\"encoding\":\"base64\"");
-		}
-		if (body_cut(h)) {
-			LIT(j, ",\"comment\":\"truncated: ");
-			json_u64(j, b.len);
-			LIT(j, " of ");
-			json_i64(j, size);
-			LIT(j, " bytes captured\"");
-		}
-	}
+	if (arg_str(h, "body", &b))
+		body_text(j, h, b, 0);
 	json_char(j, '}');
 }
 

@@ -77,6 +77,29 @@ out:
 	return status;
 }
 
+double mt_metric(unsigned port, const char *series)
+{
+	char *b = NULL;
+	double v = -2;
+
+	if (mt_http(port, "GET", "/metrics", NULL, &b) == 200)
+		v = mt_prom(b, series);
+	free(b);
+	return v;
+}
+
+double mt_wait_metric(unsigned port, const char *series, double want, double timeout_s)
+{
+	double t0 = mt_now(), v;
+
+	for (;;) {
+		v = mt_metric(port, series);
+		if (v == want || mt_now() - t0 > timeout_s)
+			return v;
+		usleep(50000);
+	}
+}
+
 double mt_prom(const char *text, const char *series)
 {
 	size_t n = strlen(series);

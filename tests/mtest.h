@@ -22,6 +22,11 @@ double mt_prom(const char *text, const char *series);
 /* Checks the text format: every sample's family has HELP and TYPE lines
  * before it, counters end in _total, values parse. 0, or -1 with why. */
 int mt_prom_check(const char *text, char *why, size_t whylen);
+/* One sample scraped from 127.0.0.1:port/metrics (-2 when the scrape
+ * fails, -1 when the sample is absent), and the same polled every 50 ms
+ * until it equals want or timeout_s passed (returns the last value). */
+double mt_metric(unsigned port, const char *series);
+double mt_wait_metric(unsigned port, const char *series, double want, double timeout_s);
 
 /* A tests/receiver.py on 127.0.0.1, port 0 (tests/rxproc.h: --record in
  * rec, --record-events in events, stderr in err). */

@@ -44,34 +44,12 @@ static char *scrape(void)
 	return body;
 }
 
-static double metric(const char *series)
-{
-	char *b = scrape();
-	double v = b ? mt_prom(b, series) : -2;
-
-	free(b);
-	return v;
-}
-
-/* Polls until series == want (or timeout_s); returns the last value. */
-static double wait_metric(const char *series, double want, double timeout_s)
-{
-	double t0 = mt_now(), v;
-
-	for (;;) {
-		v = metric(series);
-		if (v == want || mt_now() - t0 > timeout_s)
-			return v;
-		usleep(50000);
-	}
-}
-
 static int wait_metric_above(const char *series, double floor, double timeout_s)
 {
 	double t0 = mt_now();
 
 	while (mt_now() - t0 < timeout_s) {
-		if (metric(series) > floor)
+		if (mt_metric(mport, series) > floor)
 			return 1;
 		usleep(50000);
 	}
@@ -279,7 +257,7 @@ int main(int argc, char **argv)
 	free(body);
 
 	/* ---- load: scraped between rounds ---- */
-	accepted0 = metric("spoolcap_spop_connections_accepted_total");  /* agentd's probe */
+	accepted0 = mt_metric(mport, "spoolcap_spop_connections_accepted_total");  /* agentd's probe */
 	if (connect_all(c, d.port) < 0) {
 		tap_ok(0, "SPOP connections: %s", c[0].errmsg);
 		goto out;
@@ -343,16 +321,16 @@ int main(int argc, char **argv)
 	}
 	{
 		double total = NCONN * ROUNDS * PIPE * NMSG;
-		tap_ok(wait_metric("spoolcap_delivery_events_total{outcome=\"delivered\"}", total, 30)
+		tap_ok(mt_wait_metric(mport, "spoolcap_delivery_events_total{outcome=\"delivered\"}", total, 30)
 		       == total, "delivery: %.0f events delivered", total);
-		tap_ok(wait_metric("spoolcap_spool_delivered_total", total, 5) == total &&
-		       metric("spoolcap_spool_accepted_total") == total &&
-		       metric("spoolcap_spool_pending_records") == 0,
+		tap_ok(mt_wait_metric(mport, "spoolcap_spool_delivered_total", total, 5) == total &&
+		       mt_metric(mport, "spoolcap_spool_accepted_total") == total &&
+		       mt_metric(mport, "spoolcap_spool_pending_records") == 0,
 		       "spool: accepted = delivered = %.0f, nothing pending", total);
 		tap_is_int(delivered_ids(&rx), (int)total, "the receiver recorded every event once");
-		tap_ok(metric("spoolcap_delivery_batches_total{outcome=\"delivered\"}") >= 1 &&
-		       metric("spoolcap_delivery_sent_bytes_total") > 0 &&
-		       metric("spoolcap_delivery_state{state=\"idle\"}") == 1,
+		tap_ok(mt_metric(mport, "spoolcap_delivery_batches_total{outcome=\"delivered\"}") >= 1 &&
+		       mt_metric(mport, "spoolcap_delivery_sent_bytes_total") > 0 &&
+		       mt_metric(mport, "spoolcap_delivery_state{state=\"idle\"}") == 1,
 		       "batches delivered, bytes sent, state idle");
 	}
 
@@ -376,7 +354,7 @@ int main(int argc, char **argv)
 		tap_ok(wait_metric_above("spoolcap_delivery_retries_total{class=\"transient\"}", 0, 30),
 		       "retries counted during the outage");
 		/* spool gauges are cached for up to METRICS_SPOOL_STAT_TTL */
-		wait_metric("spoolcap_spool_dropped_total{reason=\"full\"}", nfalse, 5);
+		mt_wait_metric(mport, "spoolcap_spool_dropped_total{reason=\"full\"}", nfalse, 5);
 		body = scrape();
 		tap_ok(body && mt_prom(body, "spoolcap_spool_dropped_total{reason=\"full\"}") == nfalse &&
 		       mt_prom(body, "spoolcap_capture_dropped_total{reason=\"spool\"}") == nfalse,
@@ -392,22 +370,22 @@ int main(int argc, char **argv)
 		       strstr(body, "spoolcap_delivery_state_info{state=\"") != NULL,
 		       "endpoint state: last status 503, backing off");
 		free(body);
-		tap_ok(wait_metric("spoolcap_spool_pending_records", ntrue, 5) == ntrue &&
-		       metric("spoolcap_spool_oldest_pending_age_seconds") >= 0 &&
-		       metric("spoolcap_spool_cursor_lag") == ntrue,
+		tap_ok(mt_wait_metric(mport, "spoolcap_spool_pending_records", ntrue, 5) == ntrue &&
+		       mt_metric(mport, "spoolcap_spool_oldest_pending_age_seconds") >= 0 &&
+		       mt_metric(mport, "spoolcap_spool_cursor_lag") == ntrue,
 		       "spool gauges: %d pending, cursor lag %d", ntrue, ntrue);
 
 		tap_is_int(mt_rx_control(&rx, "ok"), 0, "receiver back to 200");
-		tap_ok(wait_metric("spoolcap_delivery_events_total{outcome=\"delivered\"}",
+		tap_ok(mt_wait_metric(mport, "spoolcap_delivery_events_total{outcome=\"delivered\"}",
 		                   base + ntrue, 60) == base + ntrue,
 		       "after the outage every spooled event is delivered (%.0f)", base + ntrue);
-		tap_ok(wait_metric("spoolcap_spool_pending_records", 0, 5) == 0 &&
-		       metric("spoolcap_spool_delivered_total") == base + ntrue &&
-		       metric("spoolcap_spool_accepted_total") == base + ntrue,
+		tap_ok(mt_wait_metric(mport, "spoolcap_spool_pending_records", 0, 5) == 0 &&
+		       mt_metric(mport, "spoolcap_spool_delivered_total") == base + ntrue &&
+		       mt_metric(mport, "spoolcap_spool_accepted_total") == base + ntrue,
 		       "spool: accepted = delivered, nothing pending");
 		tap_is_int(delivered_ids(&rx), (int)(base + ntrue), "the receiver has every accepted "
 		           "event once");
-		tap_ok(wait_metric("spoolcap_delivery_state{state=\"idle\"}", 1, 10) == 1,
+		tap_ok(mt_wait_metric(mport, "spoolcap_delivery_state{state=\"idle\"}", 1, 10) == 1,
 		       "delivery idle again");
 	}
 	/* An AGENT-DISCONNECT with a status code is counted by its name. */
@@ -424,7 +402,7 @@ int main(int argc, char **argv)
 			spc_wait_close(&x, 5000, NULL, NULL);
 			spc_close(&x);
 		}
-		tap_ok(metric("spoolcap_spop_disconnects_sent_total{code=\"invalid\"}") == 1,
+		tap_ok(mt_metric(mport, "spoolcap_spop_disconnects_sent_total{code=\"invalid\"}") == 1,
 		       "a bad frame: disconnects_sent{code=\"invalid\"} = 1");
 	}
 

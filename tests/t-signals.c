@@ -34,29 +34,6 @@ static unsigned mport;
 static unsigned char acked[MAXUID];   /* 1: ACKed spooled=true */
 static unsigned char seen[MAXUID];    /* found delivered or in the spool */
 
-static double metric(const char *series)
-{
-	char *b = NULL;
-	double v = -2;
-
-	if (mt_http(mport, "GET", "/metrics", NULL, &b) == 200)
-		v = mt_prom(b, series);
-	free(b);
-	return v;
-}
-
-static double wait_metric(const char *series, double want, double timeout_s)
-{
-	double t0 = mt_now(), v;
-
-	for (;;) {
-		v = metric(series);
-		if (v == want || mt_now() - t0 > timeout_s)
-			return v;
-		usleep(50000);
-	}
-}
-
 static int write_cfg(const char *forward_url, const char *extra)
 {
 	char tmp[800];
@@ -202,7 +179,7 @@ int main(int argc, char **argv)
 	mport = mt_metrics_port(logp, 10);
 	if (!tap_ok(mport != 0, "metrics endpoint from [metrics] listen"))
 		goto out;
-	accepted0 = metric("spoolcap_spop_connections_accepted_total");
+	accepted0 = mt_metric(mport, "spoolcap_spop_connections_accepted_total");
 	c.fd = -1;
 	if (spc_connect_tcp(&c, "127.0.0.1", d.port, 5000) != SPC_OK ||
 	    spc_handshake(&c, &o, &h, &fr, 5000) != SPC_OK) {
@@ -223,22 +200,22 @@ int main(int argc, char **argv)
 	agentd_signal(&d, SIGHUP);
 	send_burst(&c, &sid, BURST);
 	got += read_acks(&c, BURST / 2 + BURST, &disc);
-	tap_ok(wait_metric("spoolcap_config_reloads_total", 1, 30) == 1,
+	tap_ok(mt_wait_metric(mport, "spoolcap_config_reloads_total", 1, 30) == 1,
 	       "SIGHUP: reload applied (spoolcap_config_reloads_total 1)");
 	send_burst(&c, &sid, BURST);
 	got += read_acks(&c, BURST, &disc);
 	tap_ok(got == 3 * BURST && !disc, "the SPOP connection carried on through the reload: "
 	       "%d of %d NOTIFYs ACKed, no DISCONNECT", got, 3 * BURST);
-	tap_ok(metric("spoolcap_spop_connections_accepted_total") == accepted0 + 1 &&
-	       metric("spoolcap_spop_connections") == 1,
+	tap_ok(mt_metric(mport, "spoolcap_spop_connections_accepted_total") == accepted0 + 1 &&
+	       mt_metric(mport, "spoolcap_spop_connections") == 1,
 	       "no new connection, one open");
 	tap_ok(mt_file_has(logp, "SIGHUP: delivery settings reloaded", 5) &&
 	       mt_count_lines(logp, urlb) >= 1, "the log says the reload and the new URL");
 	/* spool_delivered_total only ever reaches 3 x BURST when all is
 	 * delivered (the spool gauges may be up to 1 s old) */
-	tap_ok(wait_metric("spoolcap_spool_delivered_total", 3 * BURST, 60) == 3 * BURST &&
-	       wait_metric("spoolcap_spool_pending_records", 0, 5) == 0 &&
-	       metric("spoolcap_capture_dropped_total{reason=\"spool\"}") == 0,
+	tap_ok(mt_wait_metric(mport, "spoolcap_spool_delivered_total", 3 * BURST, 60) == 3 * BURST &&
+	       mt_wait_metric(mport, "spoolcap_spool_pending_records", 0, 5) == 0 &&
+	       mt_metric(mport, "spoolcap_capture_dropped_total{reason=\"spool\"}") == 0,
 	       "everything delivered, nothing dropped");
 	mark_uids(ra.events);
 	mark_uids(rb.events);
@@ -257,14 +234,14 @@ int main(int argc, char **argv)
 	/* ---- a bad file is refused; delivery goes on ---- */
 	write_cfg(urla, "[forward]\nbogus-key = 1");
 	agentd_signal(&d, SIGHUP);
-	tap_ok(wait_metric("spoolcap_config_reload_failures_total", 1, 30) == 1 &&
+	tap_ok(mt_wait_metric(mport, "spoolcap_config_reload_failures_total", 1, 30) == 1 &&
 	       mt_file_has(logp, "configuration not reloaded", 5) &&
 	       mt_file_has(logp, "unknown key 'bogus-key'", 1),
 	       "bad configuration refused with the reason");
 	b_before = count_events(rb.events);
 	send_burst(&c, &sid, 100);
 	got = read_acks(&c, 100, &disc);
-	tap_ok(got == 100 && wait_metric("spoolcap_spool_delivered_total", 3 * BURST + 100, 30) ==
+	tap_ok(got == 100 && mt_wait_metric(mport, "spoolcap_spool_delivered_total", 3 * BURST + 100, 30) ==
 	       3 * BURST + 100 &&
 	       count_events(rb.events) >= b_before + 100,
 	       "after the refused reload events still go to B");
@@ -272,7 +249,7 @@ int main(int argc, char **argv)
 	/* ---- other sections: named, not applied ---- */
 	write_cfg(urlb, "[capture]\nbody-max = 1K");
 	agentd_signal(&d, SIGHUP);
-	tap_ok(wait_metric("spoolcap_config_reloads_total", 2, 30) == 2 &&
+	tap_ok(mt_wait_metric(mport, "spoolcap_config_reloads_total", 2, 30) == 2 &&
 	       mt_file_has(logp, "changes in [capture] are not applied: restart", 5),
 	       "a changed [capture] is logged as 'restart to apply'");
 
